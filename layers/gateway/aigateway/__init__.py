@@ -1,0 +1,1 @@
+"""An AI gateway for InsForge-style backends."""

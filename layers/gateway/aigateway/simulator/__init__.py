@@ -1,0 +1,1 @@
+"""An OpenRouter simulator for local runs, tests and benchmarks."""
