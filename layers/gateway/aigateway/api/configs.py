@@ -1,0 +1,159 @@
+"""Admin routes for enabled models: the upstream catalog and configuration CRUD (spec §7–§8)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from .. import catalog
+from ..errors import invalid_input, not_found
+from ..store import audit
+from ..store import configs as store
+from ..store.usage import money
+from .deps import Admin, Svc, client_ip
+from .params import parse_uuid
+from .responses import JSON
+
+router = APIRouter(tags=["configurations"])
+
+InModality = Literal["text", "image", "audio", "video", "file"]
+OutModality = Literal["text", "image", "audio", "embeddings"]
+ModelId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Prompt = Annotated[str, StringConstraints(max_length=50_000)]
+
+
+class ConfigurationIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    inputModality: list[InModality] = Field(min_length=1, max_length=5)
+    outputModality: list[OutModality] = Field(min_length=1, max_length=4)
+    provider: Annotated[str, StringConstraints(min_length=1, max_length=255)] = "openrouter"
+    modelId: ModelId
+    systemPrompt: Prompt | None = None
+    fallbackModels: list[ModelId] | None = Field(default=None, max_length=5)
+
+
+class ConfigurationPatch(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    systemPrompt: Prompt | None = None
+    fallbackModels: list[ModelId] | None = Field(default=None, max_length=5)
+
+
+@router.get("/api/ai/models")
+async def list_models(svc: Svc, _: Admin) -> JSON:
+    """The upstream catalog as the active key sees it, mapped and sorted as spec §7."""
+    return JSON(await catalog.list_models(svc))
+
+
+@router.post("/api/ai/configurations", status_code=201)
+async def create_configuration(body: ConfigurationIn, request: Request, svc: Svc, who: Admin) -> JSON:
+    db = svc.db
+    async with db.transaction() as conn:
+        config_id, _created = await store.upsert(
+            conn,
+            db,
+            model_id=body.modelId,
+            provider=body.provider,
+            input_modality=list(dict.fromkeys(body.inputModality)),
+            output_modality=list(dict.fromkeys(body.outputModality)),
+            system_prompt=body.systemPrompt,
+            fallback_models=body.fallbackModels,
+        )
+        await audit.record(
+            conn,
+            db,
+            actor=who.actor,
+            action="CREATE_CONFIGURATION",
+            details={
+                "configId": config_id,
+                "inputModality": body.inputModality,
+                "outputModality": body.outputModality,
+                "provider": body.provider,
+                "modelId": body.modelId,
+                "fallbackModels": body.fallbackModels,
+            },
+            ip=client_ip(request),
+        )
+    svc.configs.invalidate()
+    return JSON({"id": config_id, "message": "AI configuration created successfully"}, status_code=201)
+
+
+@router.get("/api/ai/configurations")
+async def list_configurations(svc: Svc, _: Admin) -> JSON:
+    rows = await store.list_active_with_usage(svc.db)
+    return JSON(
+        [
+            {
+                "id": str(r["id"]),
+                "inputModality": r["input_modality"],
+                "outputModality": r["output_modality"],
+                "provider": r["provider"],
+                "modelId": r["model_id"],
+                "systemPrompt": r["system_prompt"],
+                "fallbackModels": r["fallback_models"],
+                "usageStats": {
+                    "totalInputTokens": int(r["total_input_tokens"]),
+                    "totalOutputTokens": int(r["total_output_tokens"]),
+                    "totalTokens": int(r["total_tokens"]),
+                    "totalImageCount": int(r["total_image_count"]),
+                    "totalRequests": int(r["total_requests"]),
+                    "totalCostUsd": money(r["total_cost_usd"]),
+                },
+            }
+            for r in rows
+        ]
+    )
+
+
+@router.patch("/api/ai/configurations/{config_id}")
+async def update_configuration(
+    config_id: str, body: ConfigurationPatch, request: Request, svc: Svc, who: Admin
+) -> JSON:
+    fields = body.model_fields_set
+    if not fields & {"systemPrompt", "fallbackModels"}:
+        raise invalid_input("Validation error: systemPrompt: Required")
+    changes: dict[str, object] = {}
+    if "systemPrompt" in fields:
+        changes["system_prompt"] = body.systemPrompt
+    if "fallbackModels" in fields:
+        changes["fallback_models"] = body.fallbackModels or []
+    cid = parse_uuid("id", config_id)
+    if cid is None or not await store.exists(svc.db, cid):
+        raise not_found("AI configuration not found")
+    db = svc.db
+    async with db.transaction() as conn:
+        if not await store.update(conn, db, cid, changes):
+            raise not_found("AI configuration not found")
+        await audit.record(
+            conn,
+            db,
+            actor=who.actor,
+            action="UPDATE_CONFIGURATION",
+            details={"configId": cid, "changes": {_camel(k): v for k, v in changes.items()}},
+            ip=client_ip(request),
+        )
+    svc.configs.invalidate()
+    return JSON({"message": "AI configuration updated successfully"})
+
+
+@router.delete("/api/ai/configurations/{config_id}")
+async def disable_configuration(config_id: str, request: Request, svc: Svc, who: Admin) -> JSON:
+    """Soft-disable: the model stops being served, its usage rows stay."""
+    cid = parse_uuid("id", config_id)
+    if cid is None:
+        raise not_found("AI configuration not found")
+    db = svc.db
+    async with db.transaction() as conn:
+        if not await store.disable(conn, db, cid):
+            raise not_found("AI configuration not found")
+        await audit.record(
+            conn, db, actor=who.actor, action="DISABLE_CONFIGURATION", details={"configId": cid}, ip=client_ip(request)
+        )
+    svc.configs.invalidate()
+    return JSON({"message": "AI configuration disabled successfully"})
+
+
+def _camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(p.title() for p in rest)

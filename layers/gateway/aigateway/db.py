@@ -1,0 +1,175 @@
+"""PostgreSQL access: a few long-lived async connections per process, reconnecting.
+
+Why not a pool library: on Lambda each execution environment serves one request at a time,
+so one connection is right (and keeps RDS Proxy from pinning: no server-side prepared
+statements, no session state). The local server serves many requests at once, so it keeps
+a handful. `prepare_threshold=None` disables psycopg's automatic prepared statements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.rows import dict_row
+
+from .errors import GatewayError, service_unavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Conn = psycopg.AsyncConnection[dict[str, Any]]
+
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def check_schema(schema: str) -> str:
+    """The schema name is spliced into SQL text, so it must be a plain identifier."""
+    if not _IDENT.match(schema):
+        raise ValueError(f"DB_SCHEMA must be a lower-case SQL identifier, got {schema!r}")
+    return schema
+
+
+@lru_cache(maxsize=512)
+def sql(template: str, schema: str) -> str:
+    """`template` with `{s}` replaced by the schema; cached so the hot path does no formatting."""
+    return template.replace("{s}", check_schema(schema))
+
+
+class Database:
+    """Hands out connections; turns 'cannot reach the database' into a 503 GatewayError."""
+
+    def __init__(
+        self,
+        conninfo: Callable[[], str],
+        *,
+        schema: str = "ai",
+        pool_size: int = 1,
+        connect_timeout_s: int = 5,
+    ) -> None:
+        self._conninfo = conninfo
+        self.schema = check_schema(schema)
+        self._size = max(1, pool_size)
+        self._timeout = connect_timeout_s
+        self._idle: list[Conn] = []
+        self._opened = 0
+        self._waiters: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def q(self, template: str) -> str:
+        return sql(template, self.schema)
+
+    async def _connect(self) -> Conn:
+        try:
+            return await asyncio.wait_for(
+                psycopg.AsyncConnection.connect(
+                    self._conninfo(),
+                    autocommit=True,
+                    prepare_threshold=None,
+                    connect_timeout=self._timeout,
+                    row_factory=dict_row,
+                    application_name="aigateway",
+                ),
+                timeout=self._timeout + 1,
+            )
+        except (psycopg.Error, OSError, TimeoutError) as exc:
+            log.warning("database connect failed: %s", type(exc).__name__)
+            raise service_unavailable() from exc
+
+    def _bind_loop(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._waiters is None:
+            # A new event loop (tests, a fresh Mangum loop): connections of the old loop are unusable.
+            self._loop, self._idle, self._opened = loop, [], 0
+            self._waiters = asyncio.Semaphore(self._size)
+        return self._waiters
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Conn]:
+        """A connection for one unit of work; broken ones are dropped, not returned."""
+        sem = self._bind_loop()
+        async with sem:
+            reused = bool(self._idle)
+            conn = self._idle.pop() if reused else await self._connect()
+            try:
+                yield conn
+            except psycopg.OperationalError as exc:
+                await _discard(conn)
+                err = _Dropped() if reused else service_unavailable()
+                raise err from exc
+            except BaseException:
+                if conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    await _discard(conn)
+                else:
+                    self._idle.append(conn)
+                raise
+            else:
+                if conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    await _discard(conn)
+                else:
+                    self._idle.append(conn)
+
+    async def run(self, work: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run `work` on a connection; once more on a fresh one if the first had been dropped.
+
+        A connection the server closed while idle fails on first use, before the statement
+        ran, so one retry on a new connection is safe and hides restarts and failovers.
+        """
+        for attempt in (1, 2):
+            try:
+                async with self.connection() as conn:
+                    return await work(conn)
+            except _Dropped:
+                if attempt == 2:
+                    raise
+                log.info("database connection dropped; reconnecting once")
+        raise AssertionError("unreachable")
+
+    async def fetch(self, template: str, params: Any = None) -> list[dict[str, Any]]:
+        async def work(conn: Conn) -> list[dict[str, Any]]:
+            cur = await conn.execute(self.q(template), params)
+            return await cur.fetchall() if cur.description else []
+
+        return await self.run(work)
+
+    async def fetchone(self, template: str, params: Any = None) -> dict[str, Any] | None:
+        rows = await self.fetch(template, params)
+        return rows[0] if rows else None
+
+    async def execute(self, template: str, params: Any = None) -> int:
+        async def work(conn: Conn) -> int:
+            cur = await conn.execute(self.q(template), params)
+            return cur.rowcount
+
+        return await self.run(work)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Conn]:
+        """A connection inside one transaction (an admin mutation and its audit record)."""
+        async with self.connection() as conn, conn.transaction():
+            yield conn
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await _discard(conn)
+
+
+class _Dropped(GatewayError):
+    """A reused connection failed: the server restarted or closed it while idle."""
+
+    def __init__(self) -> None:
+        base = service_unavailable()
+        super().__init__(base.code, base.status, base.message, base.next_actions)
+
+
+async def _discard(conn: Conn) -> None:
+    try:
+        await conn.close()
+    except Exception:  # noqa: BLE001 - closing a broken connection may fail; nothing to do
+        log.debug("closing a broken connection failed", exc_info=True)

@@ -1,0 +1,147 @@
+"""Every setting, read once from the environment into one typed, immutable object.
+
+Why one object: the same code runs as six Lambda functions and as one local server, and
+each needs a slightly different subset. Reading the environment in one place keeps the
+names, defaults and parsing rules in one file the admin can read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+MIB = 1024 * 1024
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(value: str | None, default: int) -> int:
+    return int(value) if value not in (None, "") else default
+
+
+def _float(value: str | None, default: float) -> float:
+    return float(value) if value not in (None, "") else default
+
+
+def _opt(value: str | None) -> str | None:
+    return value if value not in (None, "") else None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The gateway's configuration. Build it with `Settings.from_env()`."""
+
+    deployment_id: str = "local"
+    home: Path = field(default_factory=lambda: Path(".aigateway"))
+    on_aws: bool = False
+
+    # Database: a URL, or (on AWS) a Secrets Manager secret plus host.
+    database_url: str | None = None
+    db_secret_arn: str | None = None
+    db_host: str | None = None
+    db_port: int = 5432
+    db_name: str = "postgres"
+    db_schema: str = "ai"
+    db_connect_timeout_s: int = 5
+    db_pool_size: int = 1
+
+    # Caller authentication.
+    jwt_secret: str | None = None
+    jwt_secret_arn: str | None = None
+    access_api_key: str | None = None
+    access_api_key_secret_arn: str | None = None
+    allow_anon: bool = True
+
+    # Upstream.
+    openrouter_api_key: str | None = None
+    openrouter_base_url: str = "https://openrouter.ai/api/v1"
+    openrouter_cloud_key_secret: str | None = None
+    http_referer: str = "https://insforge.dev"
+    app_title: str = "InsForge"
+    upstream_connect_timeout_s: float = 5.0
+    upstream_timeout_s: float = 120.0
+    upstream_max_tries: int = 3
+    key_validation_timeout_s: float = 8.0
+    fallback_on_exhaustion: bool = False
+
+    # BYOK key wrapping: AWS KMS when a key id is set, else a local AES-256-GCM master key.
+    kms_key_id: str | None = None
+    master_key: str | None = None
+
+    # Generated images and the usage retry path.
+    images_bucket: str | None = None
+    images_url_ttl_s: int = 3600
+    usage_spool_queue_url: str | None = None
+
+    # Limits on a single request.
+    max_body_bytes: int = 10 * MIB
+    max_completion_tokens: int = 16384
+    default_max_tokens: int = 4096
+    max_messages: int = 500
+    max_content_chars: int = 2_000_000
+    max_embedding_inputs: int = 2048
+
+    # Caches (seconds).
+    config_cache_ttl_s: float = 5.0
+    key_cache_ttl_s: float = 300.0
+    models_cache_ttl_s: float = 300.0
+
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        on_aws = bool(e.get("AWS_LAMBDA_FUNCTION_NAME"))
+        return cls(
+            deployment_id=e.get("AIGATEWAY_DEPLOYMENT_ID") or "local",
+            home=Path(e.get("AIGATEWAY_HOME") or ".aigateway"),
+            on_aws=on_aws,
+            database_url=_opt(e.get("DATABASE_URL")),
+            db_secret_arn=_opt(e.get("DB_SECRET_ARN")),
+            db_host=_opt(e.get("DB_HOST")),
+            db_port=_int(e.get("DB_PORT"), 5432),
+            db_name=e.get("DB_NAME") or "postgres",
+            db_schema=e.get("DB_SCHEMA") or "ai",
+            db_connect_timeout_s=_int(e.get("DB_CONNECT_TIMEOUT_S"), 5),
+            db_pool_size=_int(e.get("DB_POOL_SIZE"), 1 if on_aws else 4),
+            jwt_secret=_opt(e.get("JWT_SECRET")),
+            jwt_secret_arn=_opt(e.get("JWT_SECRET_ARN")),
+            access_api_key=_opt(e.get("ACCESS_API_KEY")),
+            access_api_key_secret_arn=_opt(e.get("ACCESS_API_KEY_SECRET_ARN")),
+            allow_anon=_bool(e.get("ALLOW_ANON"), True),
+            openrouter_api_key=_opt(e.get("OPENROUTER_API_KEY")),
+            openrouter_base_url=(e.get("OPENROUTER_BASE_URL") or "https://openrouter.ai/api/v1").rstrip("/"),
+            openrouter_cloud_key_secret=_opt(e.get("OPENROUTER_CLOUD_KEY_SECRET")),
+            http_referer=e.get("OPENROUTER_HTTP_REFERER") or "https://insforge.dev",
+            app_title=e.get("OPENROUTER_APP_TITLE") or "InsForge",
+            upstream_connect_timeout_s=_float(e.get("UPSTREAM_CONNECT_TIMEOUT_S"), 5.0),
+            upstream_timeout_s=_float(e.get("UPSTREAM_TIMEOUT_S"), 120.0),
+            upstream_max_tries=max(1, min(3, _int(e.get("UPSTREAM_MAX_TRIES"), 3))),
+            key_validation_timeout_s=_float(e.get("KEY_VALIDATION_TIMEOUT_S"), 8.0),
+            fallback_on_exhaustion=_bool(e.get("BYOK_FALLBACK_ON_EXHAUSTION"), False),
+            kms_key_id=_opt(e.get("KMS_KEY_ID")),
+            master_key=_opt(e.get("AIGATEWAY_MASTER_KEY")),
+            images_bucket=_opt(e.get("IMAGES_BUCKET")),
+            images_url_ttl_s=_int(e.get("IMAGES_URL_TTL_S"), 3600),
+            usage_spool_queue_url=_opt(e.get("USAGE_SPOOL_QUEUE_URL")),
+            max_body_bytes=_int(e.get("MAX_BODY_BYTES"), 10 * MIB),
+            max_completion_tokens=_int(e.get("MAX_COMPLETION_TOKENS"), 16384),
+            default_max_tokens=_int(e.get("DEFAULT_MAX_TOKENS"), 4096),
+            max_messages=_int(e.get("MAX_MESSAGES"), 500),
+            max_content_chars=_int(e.get("MAX_CONTENT_CHARS"), 2_000_000),
+            max_embedding_inputs=_int(e.get("MAX_EMBEDDING_INPUTS"), 2048),
+            config_cache_ttl_s=_float(e.get("CONFIG_CACHE_TTL_S"), 5.0),
+            key_cache_ttl_s=min(300.0, _float(e.get("KEY_CACHE_TTL_S"), 300.0)),
+            models_cache_ttl_s=_float(e.get("MODELS_CACHE_TTL_S"), 300.0),
+            log_level=(e.get("POWERTOOLS_LOG_LEVEL") or e.get("LOG_LEVEL") or "INFO").upper(),
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with some fields changed (tests and the local server use it)."""
+        return replace(self, **changes)  # type: ignore[arg-type]

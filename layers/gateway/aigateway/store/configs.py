@@ -1,0 +1,138 @@
+"""ai.configs: the models an admin enabled, their system prompts and fallbacks."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from ..db import Conn, Database
+
+
+@dataclass(frozen=True)
+class Config:
+    id: str
+    model_id: str
+    provider: str
+    input_modality: list[str]
+    output_modality: list[str]
+    system_prompt: str | None
+    fallback_models: list[str]
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> Config:
+        return cls(
+            id=str(r["id"]),
+            model_id=r["model_id"],
+            provider=r["provider"],
+            input_modality=list(r["input_modality"]),
+            output_modality=list(r["output_modality"]),
+            system_prompt=r["system_prompt"],
+            fallback_models=list(r["fallback_models"] or []),
+        )
+
+
+def is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except (ValueError, AttributeError, TypeError):
+        return False
+    return True
+
+
+async def upsert(
+    conn: Conn,
+    schema_q: Database,
+    *,
+    model_id: str,
+    provider: str,
+    input_modality: list[str],
+    output_modality: list[str],
+    system_prompt: str | None,
+    fallback_models: list[str] | None,
+) -> tuple[str, bool]:
+    """Insert, or re-enable and update the row for `model_id`; keeps the old prompt if none given."""
+    cur = await conn.execute(
+        schema_q.q(
+            """INSERT INTO {s}.configs
+                   (model_id, provider, input_modality, output_modality, system_prompt, fallback_models)
+               VALUES (%(model_id)s, %(provider)s, %(inp)s, %(out)s, %(prompt)s, COALESCE(%(fb)s, '{}'::text[]))
+               ON CONFLICT (model_id) DO UPDATE SET
+                   provider = EXCLUDED.provider,
+                   input_modality = EXCLUDED.input_modality,
+                   output_modality = EXCLUDED.output_modality,
+                   system_prompt = COALESCE(EXCLUDED.system_prompt, {s}.configs.system_prompt),
+                   fallback_models = COALESCE(%(fb)s, {s}.configs.fallback_models),
+                   is_active = true,
+                   updated_at = now()
+               RETURNING id, (xmax = 0) AS inserted"""
+        ),
+        {
+            "model_id": model_id,
+            "provider": provider,
+            "inp": input_modality,
+            "out": output_modality,
+            "prompt": system_prompt,
+            "fb": fallback_models,
+        },
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return str(row["id"]), bool(row["inserted"])
+
+
+async def list_active_with_usage(db: Database) -> list[dict[str, Any]]:
+    return await db.fetch(
+        """SELECT c.id, c.model_id, c.provider, c.input_modality, c.output_modality, c.system_prompt,
+                  c.fallback_models, c.created_at,
+                  COALESCE(SUM(u.input_tokens), 0) AS total_input_tokens,
+                  COALESCE(SUM(u.output_tokens), 0) AS total_output_tokens,
+                  COALESCE(SUM(COALESCE(u.input_tokens, 0) + COALESCE(u.output_tokens, 0)), 0) AS total_tokens,
+                  COALESCE(SUM(u.image_count), 0) AS total_image_count,
+                  COUNT(u.id) AS total_requests,
+                  COALESCE(SUM(u.cost_usd), 0) AS total_cost_usd
+             FROM {s}.configs c LEFT JOIN {s}.usage u ON u.config_id = c.id
+            WHERE c.is_active
+            GROUP BY c.id
+            ORDER BY c.created_at DESC"""
+    )
+
+
+async def active(db: Database) -> list[Config]:
+    rows = await db.fetch(
+        """SELECT id, model_id, provider, input_modality, output_modality, system_prompt, fallback_models
+             FROM {s}.configs WHERE is_active"""
+    )
+    return [Config.from_row(r) for r in rows]
+
+
+async def update(conn: Conn, db: Database, config_id: str, changes: dict[str, Any]) -> bool:
+    """Apply `systemPrompt` / `fallbackModels` changes; False when no such row."""
+    cur = await conn.execute(
+        db.q(
+            """UPDATE {s}.configs SET
+                   system_prompt = CASE WHEN %(set_prompt)s THEN %(prompt)s ELSE system_prompt END,
+                   fallback_models = CASE WHEN %(set_fb)s THEN %(fb)s::text[] ELSE fallback_models END,
+                   updated_at = now()
+                WHERE id = %(id)s"""
+        ),
+        {
+            "id": config_id,
+            "set_prompt": "system_prompt" in changes,
+            "prompt": changes.get("system_prompt"),
+            "set_fb": "fallback_models" in changes,
+            "fb": changes.get("fallback_models") or [],
+        },
+    )
+    return cur.rowcount > 0
+
+
+async def disable(conn: Conn, db: Database, config_id: str) -> bool:
+    cur = await conn.execute(
+        db.q("UPDATE {s}.configs SET is_active = false, updated_at = now() WHERE id = %s"), (config_id,)
+    )
+    return cur.rowcount > 0
+
+
+async def exists(db: Database, config_id: str) -> bool:
+    return await db.fetchone("SELECT 1 AS x FROM {s}.configs WHERE id = %s", (config_id,)) is not None
