@@ -13,7 +13,6 @@ from ..store import audit
 from ..store import configs as store
 from ..store.usage import money
 from .deps import Admin, Svc, client_ip
-from .params import parse_uuid
 from .responses import JSON
 
 router = APIRouter(tags=["configurations"])
@@ -118,9 +117,9 @@ async def update_configuration(
         changes["system_prompt"] = body.systemPrompt
     if "fallbackModels" in fields:
         changes["fallback_models"] = body.fallbackModels or []
-    cid = parse_uuid("id", config_id)
-    if cid is None or not await store.exists(svc.db, cid):
+    if not store.is_uuid(config_id) or not await store.exists(svc.db, config_id):
         raise not_found("AI configuration not found")
+    cid = config_id
     db = svc.db
     async with db.transaction() as conn:
         if not await store.update(conn, db, cid, changes):
@@ -140,9 +139,9 @@ async def update_configuration(
 @router.delete("/api/ai/configurations/{config_id}")
 async def disable_configuration(config_id: str, request: Request, svc: Svc, who: Admin) -> JSON:
     """Soft-disable: the model stops being served, its usage rows stay."""
-    cid = parse_uuid("id", config_id)
-    if cid is None:
+    if not store.is_uuid(config_id):
         raise not_found("AI configuration not found")
+    cid = config_id
     db = svc.db
     async with db.transaction() as conn:
         if not await store.disable(conn, db, cid):

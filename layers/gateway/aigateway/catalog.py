@@ -1,0 +1,93 @@
+"""The upstream model catalog as admins see it (spec §7), cached for a few minutes.
+
+Mapped from OpenRouter's `/models/user` with the active key: modalities narrowed to
+text/image/audio in that order, per-token prices turned into USD per million tokens, and
+the big four providers first. Cached per key source so a BYOK change shows its own list.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from .errors import AI_UPSTREAM_UNAVAILABLE, GatewayError
+from .openrouter import UpstreamFailure, to_gateway_error
+
+if TYPE_CHECKING:
+    from .services import Services
+
+_MODALITIES = ("text", "image", "audio")
+_FIRST = ("openai", "anthropic", "google", "amazon")
+
+
+def _price(value: Any) -> float:
+    try:
+        return max(0.0, round(float(value) * 1_000_000, 6))
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def map_model(m: dict[str, Any]) -> dict[str, Any]:
+    arch = m.get("architecture") if isinstance(m.get("architecture"), dict) else {}
+    pricing = m.get("pricing") if isinstance(m.get("pricing"), dict) else {}
+    inputs = arch.get("input_modalities") or []
+    outputs = arch.get("output_modalities") or []
+    return {
+        "id": m.get("id"),
+        "modelId": m.get("id"),
+        "provider": "openrouter",
+        "inputModality": [x for x in _MODALITIES if x in inputs],
+        "outputModality": [x for x in _MODALITIES if x in outputs],
+        "inputPrice": _price(pricing.get("prompt")),
+        "outputPrice": _price(pricing.get("completion")),
+        "contextLength": m.get("context_length"),
+    }
+
+
+def sort_key(model: dict[str, Any]) -> tuple[int, str]:
+    mid = str(model.get("id") or "")
+    author = mid.split("/", 1)[0]
+    return (_FIRST.index(author) if author in _FIRST else len(_FIRST), mid)
+
+
+_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+
+
+async def raw_models(svc: Services) -> tuple[str | None, list[dict[str, Any]]]:
+    """(key source, upstream model records); no key anywhere → (None, [])."""
+    resolved = await svc.keys.resolve_optional()
+    if resolved is None:
+        return None, []
+    hit = _cache.get(resolved.source)
+    if hit and time.monotonic() < hit[0]:
+        return resolved.source, hit[1]
+    try:
+        models = await svc.upstream.list_models(resolved.key)
+    except UpstreamFailure as failure:
+        err = to_gateway_error(failure, resolved.source)
+        if err.code == AI_UPSTREAM_UNAVAILABLE or failure.status >= 500:
+            raise GatewayError(
+                AI_UPSTREAM_UNAVAILABLE, 502, f"Failed to fetch models: {failure.message}", err.next_actions
+            ) from None
+        raise err from None
+    _cache[resolved.source] = (time.monotonic() + svc.settings.models_cache_ttl_s, models)
+    return resolved.source, models
+
+
+async def list_models(svc: Services) -> list[dict[str, Any]]:
+    _, models = await raw_models(svc)
+    return sorted((map_model(m) for m in models if m.get("id")), key=sort_key)
+
+
+async def context_length(svc: Services, model_id: str) -> int | None:
+    """The model's context window if the catalog knows it (for the prompt-size check)."""
+    try:
+        _, models = await raw_models(svc)
+    except GatewayError:
+        return None
+    base = model_id.split(":", 1)[0]
+    for m in models:
+        if m.get("id") in (model_id, base):
+            value = m.get("context_length")
+            return int(value) if isinstance(value, int | float) else None
+    return None

@@ -1,0 +1,136 @@
+"""`aigateway serve | migrate | simulate | summarize | bench`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+
+from .settings import Settings
+
+BANNER = "=" * 72
+
+
+def _free_port(host: str = "127.0.0.1") -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _start_simulator_thread(host: str, port: int) -> None:
+    import uvicorn
+
+    from .simulator import create_app
+
+    config = uvicorn.Config(create_app(), host=host, port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="openrouter-simulator", daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        threading.Event().wait(0.02)
+
+
+def prepare_local(settings: Settings) -> Settings:
+    """Secrets from the data folder, the embedded database when no DATABASE_URL, migrations."""
+    from .local import EmbeddedPostgres, with_local_secrets
+    from .migrations import apply
+
+    settings = with_local_secrets(settings)
+    if not settings.database_url:
+        pg = EmbeddedPostgres(settings.home / "pgdata")
+        settings = settings.with_overrides(database_url=pg.start())
+    assert settings.database_url
+    apply(settings.database_url, settings.db_schema)
+    return settings
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .api.local import local_app
+    from .auth import mint_jwt
+    from .services import Services
+
+    settings = prepare_local(Settings.from_env())
+    simulated = not settings.openrouter_api_key and "OPENROUTER_BASE_URL" not in os.environ
+    if simulated:
+        sim_port = _free_port(args.host)
+        _start_simulator_thread(args.host, sim_port)
+        settings = settings.with_overrides(
+            openrouter_base_url=f"http://{args.host}:{sim_port}/api/v1", openrouter_api_key="sk-or-v1-simulator"
+        )
+    assert settings.jwt_secret
+    base = f"http://{args.host}:{args.port}"
+    user_token = mint_jwt(
+        settings.jwt_secret, {"sub": "demo-user", "email": "demo@example.com", "role": "authenticated"}, ttl_s=86400
+    )
+    anon_token = mint_jwt(
+        settings.jwt_secret, {"sub": "12345678-1234-5678-90ab-cdef12345678", "role": "anon"}, ttl_s=None
+    )
+    print(BANNER)
+    if simulated:
+        print("!! No OPENROUTER_API_KEY: upstream is the BUILT-IN OPENROUTER SIMULATOR (fake answers) !!")
+        print(f"   simulator: {settings.openrouter_base_url}")
+    else:
+        print(f"Upstream: {settings.openrouter_base_url}")
+    print(f"AI gateway:      {base}   (docs: {base}/docs)")
+    print(f"Admin API key:   {settings.access_api_key}")
+    print(f"Demo user token: {user_token}")
+    print(f"Anon key:        {anon_token}")
+    print(f"Data folder:     {settings.home.resolve()}")
+    print(BANNER, flush=True)
+    app = local_app(Services.from_settings(settings))
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    return 0
+
+
+def migrate(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    if not settings.database_url and not settings.db_secret_arn:
+        settings = prepare_local(settings)
+        print("migrations applied to the embedded database")
+        return 0
+    from .migrations import apply_all
+
+    applied = apply_all(settings)
+    print(f"applied: {', '.join(applied) if applied else 'nothing new'}")
+    return 0
+
+
+def simulate(args: argparse.Namespace) -> int:
+    from .simulator import serve as serve_simulator
+
+    print(f"OpenRouter simulator on http://{args.host}:{args.port}/api/v1", flush=True)
+    serve_simulator(args.host, args.port)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="aigateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="serve the gateway locally (embedded PostgreSQL, simulator without a key)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7130)
+    p.add_argument("--log-level", default="warning")
+    p.set_defaults(fn=serve)
+    p = sub.add_parser("migrate", help="apply database migrations")
+    p.set_defaults(fn=migrate)
+    p = sub.add_parser("simulate", help="serve the OpenRouter simulator")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8090)
+    p.set_defaults(fn=simulate)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), format="%(levelname)s %(name)s %(message)s")
+    result: int = args.fn(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""Shared fixtures: a real PostgreSQL (embedded), the OpenRouter simulator and gateways, all on loopback.
+
+Servers run under uvicorn in background threads, each with its own event loop, and tests
+talk to them over real HTTP. Tests never touch a server's `Services.db` from the test
+thread (its connections belong to the server's loop); they read the database through the
+`sql` fixture's own connection instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from psycopg.rows import dict_row
+
+from aigateway.auth import mint_jwt
+from aigateway.local import EmbeddedPostgres
+from aigateway.migrations import apply
+from aigateway.services import Services
+from aigateway.settings import Settings
+
+os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+TABLES = ("usage", "audit_logs", "secrets", "configs")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class ServerThread:
+    """An ASGI app served by uvicorn on 127.0.0.1 in a daemon thread."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.port = port or free_port()
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    """One throw-away PostgreSQL for the session, migrated."""
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", delete_on_exit=True)
+    uri = server.start()
+    apply(uri, "ai")
+    yield server
+
+
+@pytest.fixture
+def sql(pg: EmbeddedPostgres) -> Iterator[Callable[..., list[dict[str, Any]]]]:
+    """Run SQL against the test database from the test thread: `sql("SELECT ...", params)`."""
+    conn = psycopg.connect(pg.uri, autocommit=True, row_factory=dict_row)
+
+    def run(query: str, params: Any = None) -> list[dict[str, Any]]:
+        cur = conn.execute(query.replace("{s}", "ai"), params)  # type: ignore[arg-type]
+        return cur.fetchall() if cur.description else []
+
+    yield run
+    conn.close()
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[ServerThread]:
+    """The OpenRouter simulator on loopback; `simulator.url + "/api/v1"` is its base URL."""
+    from aigateway.simulator import create_app
+
+    server = ServerThread(create_app()).start()
+    yield server
+    server.stop()
+
+
+def sim_requests(simulator: ServerThread) -> list[dict[str, Any]]:
+    """What the simulator received, oldest first."""
+    data = httpx.get(simulator.url + "/_sim/requests").json()
+    return data["requests"] if isinstance(data, dict) else data
+
+
+@dataclass
+class Gateway:
+    url: str
+    settings: Settings
+    services: Services
+    server: ServerThread
+    client: httpx.Client
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def admin_key(self) -> str:
+        assert self.settings.access_api_key
+        return self.settings.access_api_key
+
+    def token(self, role: str | None = "authenticated", sub: str | None = "user-1", **claims: Any) -> str:
+        body: dict[str, Any] = dict(claims)
+        if role is not None:
+            body["role"] = role
+        if sub is not None:
+            body["sub"] = sub
+        assert self.settings.jwt_secret
+        return mint_jwt(self.settings.jwt_secret, body)
+
+    def user(self, role: str = "authenticated", sub: str = "user-1", **claims: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(role, sub, **claims)}"}
+
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_key}"}
+
+    def enable(self, model_id: str, **fields: Any) -> str:
+        """Enable a model through the admin API; returns the configuration id."""
+        body = {"inputModality": ["text", "image"], "outputModality": ["text"], "provider": "openrouter"}
+        body.update(fields)
+        body["modelId"] = model_id
+        r = self.client.post("/api/ai/configurations", json=body, headers=self.admin())
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+
+@pytest.fixture(scope="session")
+def base_settings(pg: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    home: Path = tmp_path_factory.mktemp("home")
+    return Settings(
+        deployment_id="test",
+        home=home,
+        database_url=pg.uri,
+        db_pool_size=4,
+        jwt_secret="test-jwt-secret-" + secrets.token_hex(16),
+        access_api_key="ik_" + secrets.token_hex(32),
+        openrouter_api_key="sk-or-v1-env-test-key",
+        master_key=base64.b64encode(secrets.token_bytes(32)).decode(),
+        config_cache_ttl_s=0.0,
+        models_cache_ttl_s=0.0,
+    )
+
+
+AppFactory = Callable[[Services], Any]
+
+
+def _default_app(services: Services) -> Any:
+    from aigateway.api.local import local_app
+
+    return local_app(services)
+
+
+@pytest.fixture
+def make_gateway(
+    base_settings: Settings, sql: Callable[..., Any], request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Gateway]]:
+    """Start a gateway with settings overrides: `make_gateway(allow_anon=False)`.
+
+    The database is emptied first, so each test starts from no configurations and no usage.
+    The upstream is the session's simulator unless `openrouter_base_url` is overridden.
+    """
+    started: list[Gateway] = []
+    sql("TRUNCATE " + ", ".join(f"ai.{t}" for t in TABLES) + " CASCADE")
+    for extra in _extra_tables(sql):
+        sql(f"TRUNCATE ai.{extra} CASCADE")
+
+    def make(app_factory: AppFactory = _default_app, **overrides: Any) -> Gateway:
+        if "openrouter_base_url" not in overrides and not os.environ.get("TEST_NO_SIM"):
+            sim: ServerThread = request.getfixturevalue("simulator")
+            overrides["openrouter_base_url"] = sim.url + "/api/v1"
+        settings = base_settings.with_overrides(**overrides)
+        services = Services.from_settings(settings)
+        server = ServerThread(app_factory(services)).start()
+        gw = Gateway(server.url, settings, services, server, httpx.Client(base_url=server.url, timeout=30))
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.client.close()
+        gw.server.stop()
+
+
+def _extra_tables(sql: Callable[..., Any]) -> list[str]:
+    """Tables later migrations add (limits, rollups...): emptied too, except the migration ledger."""
+    rows = sql(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'ai' AND table_type = 'BASE TABLE'"
+    )
+    return [r["table_name"] for r in rows if r["table_name"] not in (*TABLES, "schema_migrations")]
+
+
+@pytest.fixture
+def gateway(make_gateway: Callable[..., Gateway]) -> Gateway:
+    """A gateway with default test settings, simulator upstream, empty database."""
+    return make_gateway()
