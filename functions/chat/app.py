@@ -1,0 +1,10 @@
+"""Streaming chat: the FastAPI app that uvicorn serves (run.sh) behind the Lambda Web Adapter.
+
+Mangum would buffer the SSE stream, so this function has no Lambda handler of its own: the adapter
+turns each function-URL request into HTTP to uvicorn and streams the answer back (RESPONSE_STREAM).
+"""
+
+from aigateway.api import chat
+from aigateway.api.app import build_app
+
+app = build_app(chat.router)

@@ -1,0 +1,8 @@
+"""Embeddings behind a buffered function URL: FastAPI under Mangum, only the embeddings router."""
+
+from aigateway.api import embeddings
+from aigateway.api.app import build_app
+from mangum import Mangum
+
+app = build_app(embeddings.router)
+handler = Mangum(app, lifespan="auto")
