@@ -1,0 +1,1 @@
+"""Tests of the OpenRouter simulator (aigateway.simulator) over real HTTP on loopback."""
