@@ -48,7 +48,7 @@ class ServerThread:
     def __init__(self, app: Any, port: int | None = None) -> None:
         self.port = port or free_port()
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="off"
+            app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="auto"
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -83,14 +83,21 @@ def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
 @pytest.fixture
 def sql(pg: EmbeddedPostgres) -> Iterator[Callable[..., list[dict[str, Any]]]]:
     """Run SQL against the test database from the test thread: `sql("SELECT ...", params)`."""
-    conn = psycopg.connect(pg.uri, autocommit=True, row_factory=dict_row)
+    holder = [psycopg.connect(pg.uri, autocommit=True, row_factory=dict_row)]
 
     def run(query: str, params: Any = None) -> list[dict[str, Any]]:
-        cur = conn.execute(query.replace("{s}", "ai"), params)  # type: ignore[arg-type]
-        return cur.fetchall() if cur.description else []
+        for attempt in (1, 2):
+            try:
+                cur = holder[0].execute(query.replace("{s}", "ai"), params)  # type: ignore[arg-type]
+                return cur.fetchall() if cur.description else []
+            except psycopg.OperationalError:
+                if attempt == 2:
+                    raise
+                holder[0] = psycopg.connect(pg.uri, autocommit=True, row_factory=dict_row)  # server restarted
+        raise AssertionError("unreachable")
 
     yield run
-    conn.close()
+    holder[0].close()
 
 
 @pytest.fixture(scope="session")
@@ -162,6 +169,7 @@ def base_settings(pg: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory
         master_key=base64.b64encode(secrets.token_bytes(32)).decode(),
         config_cache_ttl_s=0.0,
         models_cache_ttl_s=0.0,
+        forward_header_prefix="x-sim-",
     )
 
 

@@ -51,6 +51,7 @@ def sort_key(model: dict[str, Any]) -> tuple[int, str]:
 
 
 _cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+_windows: dict[str, tuple[float, int]] = {}  # model id -> (expires, context length)
 
 
 async def raw_models(svc: Services) -> tuple[str | None, list[dict[str, Any]]]:
@@ -70,7 +71,12 @@ async def raw_models(svc: Services) -> tuple[str | None, list[dict[str, Any]]]:
                 AI_UPSTREAM_UNAVAILABLE, 502, f"Failed to fetch models: {failure.message}", err.next_actions
             ) from None
         raise err from None
-    _cache[resolved.source] = (time.monotonic() + svc.settings.models_cache_ttl_s, models)
+    expires = time.monotonic() + svc.settings.models_cache_ttl_s
+    _cache[resolved.source] = (expires, models)
+    for m in models:
+        window = m.get("context_length")
+        if isinstance(m.get("id"), str) and isinstance(window, int | float):
+            _windows[m["id"]] = (expires, int(window))
     return resolved.source, models
 
 
@@ -79,15 +85,7 @@ async def list_models(svc: Services) -> list[dict[str, Any]]:
     return sorted((map_model(m) for m in models if m.get("id")), key=sort_key)
 
 
-async def context_length(svc: Services, model_id: str) -> int | None:
-    """The model's context window if the catalog knows it (for the prompt-size check)."""
-    try:
-        _, models = await raw_models(svc)
-    except GatewayError:
-        return None
-    base = model_id.split(":", 1)[0]
-    for m in models:
-        if m.get("id") in (model_id, base):
-            value = m.get("context_length")
-            return int(value) if isinstance(value, int | float) else None
-    return None
+def peek_context_length(model_id: str) -> int | None:
+    """The model's context window if a recent catalog fetch knows it; never does I/O (hot path)."""
+    hit = _windows.get(model_id) or _windows.get(model_id.split(":", 1)[0])
+    return hit[1] if hit and time.monotonic() < hit[0] else None

@@ -64,7 +64,9 @@ def serve(args: argparse.Namespace) -> int:
         sim_port = _free_port(args.host)
         _start_simulator_thread(args.host, sim_port)
         settings = settings.with_overrides(
-            openrouter_base_url=f"http://{args.host}:{sim_port}/api/v1", openrouter_api_key="sk-or-v1-simulator"
+            openrouter_base_url=f"http://{args.host}:{sim_port}/api/v1",
+            openrouter_api_key="sk-or-v1-simulator",
+            forward_header_prefix=settings.forward_header_prefix or "x-sim-",
         )
     assert settings.jwt_secret
     base = f"http://{args.host}:{args.port}"

@@ -69,6 +69,9 @@ class Settings:
     upstream_max_tries: int = 3
     key_validation_timeout_s: float = 8.0
     fallback_on_exhaustion: bool = False
+    # Caller headers with this prefix are passed to the upstream (the simulator's `x-sim-`
+    # controls in local runs and tests). Off by default; never set it against real OpenRouter.
+    forward_header_prefix: str | None = None
 
     # BYOK key wrapping: AWS KMS when a key id is set, else a local AES-256-GCM master key.
     kms_key_id: str | None = None
@@ -125,6 +128,7 @@ class Settings:
             upstream_max_tries=max(1, min(3, _int(e.get("UPSTREAM_MAX_TRIES"), 3))),
             key_validation_timeout_s=_float(e.get("KEY_VALIDATION_TIMEOUT_S"), 8.0),
             fallback_on_exhaustion=_bool(e.get("BYOK_FALLBACK_ON_EXHAUSTION"), False),
+            forward_header_prefix=_opt(e.get("UPSTREAM_FORWARD_HEADER_PREFIX")),
             kms_key_id=_opt(e.get("KMS_KEY_ID")),
             master_key=_opt(e.get("AIGATEWAY_MASTER_KEY")),
             images_bucket=_opt(e.get("IMAGES_BUCKET")),

@@ -8,6 +8,8 @@ validation message format, 404/405 bodies, the size limit, CORS and the last-res
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -97,7 +99,14 @@ class GatewayApp(FastAPI):
 
 def build_app(*routers: APIRouter, services: Services | None = None, title: str = "AI Gateway") -> GatewayApp:
     svc = services or Services.from_settings(Settings.from_env())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await svc.aclose()  # close the upstream session and database connections cleanly
+
     app = GatewayApp(
+        lifespan=lifespan,
         title=title,
         version="0.1.0",
         description="InsForge-compatible AI gateway over OpenRouter.",

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ..auth import Principal
+from ..flows.common import CallContext
 from ..services import Services
 
 
@@ -41,3 +42,19 @@ def request_id(request: Request) -> str:
 Svc = Annotated[Services, Depends(services)]
 User = Annotated[Principal, Depends(user)]
 Admin = Annotated[Principal, Depends(admin)]
+
+
+def forwarded_headers(request: Request) -> dict[str, str]:
+    """Caller headers to pass upstream (only when the deployment configured a prefix)."""
+    prefix = services(request).settings.forward_header_prefix
+    if not prefix:
+        return {}
+    return {k: v for k, v in request.headers.items() if k.startswith(prefix)}
+
+
+def call_context(request: Request, principal: Principal) -> CallContext:
+    import time
+
+    return CallContext(
+        principal, client_ip(request), request_id(request), time.perf_counter(), forwarded_headers(request)
+    )

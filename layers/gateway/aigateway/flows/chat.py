@@ -1,0 +1,234 @@
+"""The chat flow, top to bottom: validate → gate → system prompt → policy → limits → key → call.
+
+`prepare` does everything up to the upstream payload; `complete` and `open_stream` make the
+call; the shaping of the answer belongs to the route's dialect (native InsForge shapes in
+`flows/chat_native.py`, OpenAI shapes for `/api/ai/v1`). Both dialects share this module, so
+auth, gating, the admin's system prompt, limits and usage are the same whichever door a
+caller used.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from .. import catalog, limits, policy
+from ..credentials import ResolvedKey, with_key
+from ..errors import INVALID_INPUT, TOKEN_LIMIT_EXCEEDED, GatewayError
+from ..openrouter import UpstreamStream
+from ..schemas import ChatRequest, Message
+from ..settings import Settings
+from ..store.configs import Config
+from ..store.usage import UsageRecord
+from .common import CallContext, cost_of, gate
+
+if TYPE_CHECKING:
+    from ..limits import Admission
+    from ..services import Services
+
+
+@dataclass
+class PreparedChat:
+    ctx: CallContext
+    config: Config
+    model: str
+    payload: dict[str, Any]
+    admission: Admission
+    prompt_chars: int
+
+
+def model_name(req: ChatRequest) -> str:
+    """`thinking: true` asks for the model's `:thinking` variant (which must itself be enabled)."""
+    if req.thinking and not req.model.endswith(":thinking"):
+        return req.model + ":thinking"
+    return req.model
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def upstream_message(m: Message) -> dict[str, Any]:
+    """One caller message as OpenRouter wants it: legacy `images` folded in, tool rules applied."""
+    out: dict[str, Any] = {"role": m.role}
+    content: Any = m.content
+    if isinstance(content, list):
+        content = [p.model_dump(exclude_none=True) for p in content]
+    if m.images:
+        parts: list[dict[str, Any]] = []
+        if isinstance(content, str):
+            parts.append({"type": "text", "text": content})
+        elif isinstance(content, list):
+            parts.extend(content)
+        parts.extend({"type": "image_url", "image_url": {"url": i.url}} for i in m.images)
+        content = parts
+    if m.role == "tool":
+        if not m.tool_call_id:
+            raise GatewayError(INVALID_INPUT, 400, "Tool message is missing required tool_call_id")
+        out["tool_call_id"] = m.tool_call_id
+        if content is not None and not isinstance(content, str):
+            content = orjson.dumps(content).decode()
+    out["content"] = content
+    if m.name:
+        out["name"] = m.name
+    if m.tool_calls:
+        out["tool_calls"] = [tc.model_dump() for tc in m.tool_calls]
+    return out
+
+
+def build_messages(config: Config, messages: list[Message]) -> list[dict[str, Any]]:
+    """The admin's system prompt first — callers cannot remove it — then the caller's messages."""
+    out = [{"role": "system", "content": config.system_prompt}] if config.system_prompt else []
+    out.extend(upstream_message(m) for m in messages)
+    return out
+
+
+def check_caps(settings: Settings, req: ChatRequest) -> None:
+    if req.maxTokens is not None and req.maxTokens > settings.max_completion_tokens:
+        raise GatewayError(
+            TOKEN_LIMIT_EXCEEDED,
+            400,
+            f"Exceeds configured maximum token cap: maxTokens {req.maxTokens} > {settings.max_completion_tokens}.",
+            f"Ask for at most {settings.max_completion_tokens} tokens.",
+        )
+    if len(req.messages) > settings.max_messages:
+        raise GatewayError(
+            INVALID_INPUT, 400, f"Validation error: messages: at most {settings.max_messages} messages are allowed"
+        )
+
+
+def _prompt_chars(messages: list[dict[str, Any]]) -> int:
+    return sum(len(_text_of(m.get("content"))) for m in messages)
+
+
+def check_size(settings: Settings, model: str, prompt_chars: int) -> None:
+    """Refuse prompts over the content cap, or clearly over the model's context window."""
+    if prompt_chars > settings.max_content_chars:
+        raise GatewayError(
+            TOKEN_LIMIT_EXCEEDED,
+            400,
+            f"Messages hold {prompt_chars} characters; the limit is {settings.max_content_chars}.",
+            "Shorten the conversation.",
+        )
+    window = catalog.peek_context_length(model)
+    estimate = prompt_chars // 4
+    if window is not None and estimate > window:
+        raise GatewayError(
+            TOKEN_LIMIT_EXCEEDED,
+            400,
+            f"The prompt (about {estimate} tokens) is longer than {model}'s context window of {window} tokens.",
+            "Shorten the conversation or use a model with a longer context.",
+        )
+
+
+def upstream_payload(
+    settings: Settings, req: ChatRequest, model: str, messages: list[dict[str, Any]], config: Config
+) -> dict[str, Any]:
+    """spec §4.3 step 5: camelCase fields mapped, plugins built, usage always requested."""
+    p: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "temperature": 0.7 if req.temperature is None else req.temperature,
+        "max_tokens": req.maxTokens or min(settings.default_max_tokens, settings.max_completion_tokens),
+    }
+    if req.topP is not None:
+        p["top_p"] = req.topP
+    if req.stream:
+        p["stream"] = True
+        p["stream_options"] = {"include_usage": True}
+    plugins = []
+    if req.webSearch and req.webSearch.enabled:
+        web: dict[str, Any] = {"id": "web"}
+        if req.webSearch.engine:
+            web["engine"] = req.webSearch.engine
+        if req.webSearch.maxResults:
+            web["max_results"] = req.webSearch.maxResults
+        if req.webSearch.searchPrompt:
+            web["search_prompt"] = req.webSearch.searchPrompt
+        plugins.append(web)
+    if req.fileParser and req.fileParser.enabled:
+        parser: dict[str, Any] = {"id": "file-parser"}
+        if req.fileParser.pdf and req.fileParser.pdf.engine:
+            parser["pdf"] = {"engine": req.fileParser.pdf.engine}
+        plugins.append(parser)
+    if plugins:
+        p["plugins"] = plugins
+    if req.tools:
+        p["tools"] = [t.model_dump(exclude_none=True) for t in req.tools]
+    if req.toolChoice is not None:
+        p["tool_choice"] = req.toolChoice if isinstance(req.toolChoice, str) else req.toolChoice.model_dump()
+    if req.parallelToolCalls is not None:
+        p["parallel_tool_calls"] = req.parallelToolCalls
+    if config.fallback_models:
+        p["models"] = [m for m in config.fallback_models if m != model]
+    return p
+
+
+async def prepare(
+    svc: Services, ctx: CallContext, req: ChatRequest, extra: dict[str, Any] | None = None
+) -> PreparedChat:
+    """Every check before the upstream call; raises GatewayError with the contract's code."""
+    check_caps(svc.settings, req)
+    model = model_name(req)
+    config = await gate(svc, model)
+    messages = build_messages(config, req.messages)
+    prompt_chars = _prompt_chars(messages)
+    check_size(svc.settings, model, prompt_chars)
+    texts = [_text_of(m.get("content")) for m in messages if m["role"] != "system"]
+    await policy.check_content(
+        svc, ctx.principal, ctx.ip, config_id=config.id, policy=config.content_policy, texts=texts
+    )
+    admission = await limits.admit(svc, ctx.principal, ctx.ip, model=model, kind="chat")
+    payload = upstream_payload(svc.settings, req, model, messages, config)
+    if extra:
+        payload.update({k: v for k, v in extra.items() if k not in payload})
+    return PreparedChat(ctx, config, model, payload, admission, prompt_chars)
+
+
+async def complete(svc: Services, prep: PreparedChat) -> tuple[dict[str, Any], ResolvedKey]:
+    headers = prep.ctx.upstream_headers
+    return await with_key(
+        svc.keys, svc.settings, lambda k: svc.upstream.chat(k.key, prep.payload, extra_headers=headers)
+    )
+
+
+async def open_stream(svc: Services, prep: PreparedChat) -> tuple[UpstreamStream, ResolvedKey]:
+    headers = prep.ctx.upstream_headers
+    return await with_key(
+        svc.keys, svc.settings, lambda k: svc.upstream.open_stream(k.key, prep.payload, extra_headers=headers)
+    )
+
+
+def usage_record(
+    prep: PreparedChat,
+    key: ResolvedKey,
+    *,
+    served_model: str | None,
+    usage: Any,
+    completion_chars: int = 0,
+) -> UsageRecord:
+    """The row for one chat call. Without upstream usage (a stream cut short) tokens are estimated."""
+    if isinstance(usage, dict):
+        prompt = int(usage.get("prompt_tokens") or 0)
+        completion = int(usage.get("completion_tokens") or 0)
+    else:
+        prompt, completion = max(1, prep.prompt_chars // 4), (completion_chars + 3) // 4
+    return UsageRecord(
+        request_id=prep.ctx.request_id,
+        model_id=served_model or prep.model,
+        kind="chat",
+        config_id=prep.config.id,
+        input_tokens=prompt,
+        output_tokens=completion,
+        user_id=prep.ctx.principal.user_id,
+        cost_usd=cost_of(usage),
+        key_source=key.source,
+        latency_ms=int((time.perf_counter() - prep.ctx.started) * 1000),
+    )

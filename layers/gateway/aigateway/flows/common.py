@@ -1,0 +1,75 @@
+"""Steps every generation flow shares: gate the model, shape usage, record what a call cost."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import AI_INVALID_MODEL, GatewayError
+from ..store.configs import Config
+from ..store.usage import UsageRecord
+
+if TYPE_CHECKING:
+    from ..auth import Principal
+    from ..limits import Admission
+    from ..services import Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CallContext:
+    """Who asked for what, carried from the route through the flow to the usage row."""
+
+    principal: Principal
+    ip: str | None
+    request_id: str
+    started: float
+    upstream_headers: dict[str, str] = field(default_factory=dict)
+
+
+async def gate(svc: Services, model_id: str) -> Config:
+    """The active configuration for `model_id`, or 400 AI_INVALID_MODEL (spec §4.3 step 3)."""
+    config = await svc.configs.get(model_id)
+    if config is None:
+        raise GatewayError(
+            AI_INVALID_MODEL,
+            400,
+            f"Model {model_id} is not enabled. Please contact your administrator to enable this model.",
+            "Use a model from the enabled configurations, or ask an admin to enable this one.",
+        )
+    return config
+
+
+def camel_usage(usage: Any) -> dict[str, int] | None:
+    """OpenRouter's snake_case usage → the SDK's `{promptTokens, completionTokens, totalTokens}`."""
+    if not isinstance(usage, dict):
+        return None
+    prompt = int(usage.get("prompt_tokens") or 0)
+    completion = int(usage.get("completion_tokens") or 0)
+    total = int(usage.get("total_tokens") or prompt + completion)
+    return {"promptTokens": prompt, "completionTokens": completion, "totalTokens": total}
+
+
+def cost_of(usage: Any) -> float | None:
+    if isinstance(usage, dict) and isinstance(usage.get("cost"), int | float):
+        return float(usage["cost"])
+    return None
+
+
+async def settle(svc: Services, admission: Admission | None, record: UsageRecord) -> None:
+    """After the answer: write the usage row (or spool it) and count it against quotas.
+
+    Runs after the response is sent (a background task awaited inside the request, so a
+    Lambda does not freeze before it finishes). Never raises.
+    """
+    await svc.usage.record(record)
+    if admission is not None:
+        from .. import limits
+
+        tokens = (record.input_tokens or 0) + (record.output_tokens or 0)
+        try:
+            await limits.charge(svc, admission, tokens=tokens, cost_usd=record.cost_usd)
+        except Exception:  # noqa: BLE001 - quota counting must not break a delivered answer
+            log.exception("charging usage against limits failed")

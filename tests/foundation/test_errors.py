@@ -1,0 +1,122 @@
+"""Every failure has the contract's body: 404, 405, 413 (declared and chunked), 500, DB down, CORS."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from fastapi import APIRouter
+
+from aigateway.api.app import build_app
+from aigateway.api.local import local_app
+
+
+def test_unknown_route_is_a_not_found_body(gateway: Any) -> None:
+    r = gateway.client.get("/api/ai/nope", headers=gateway.admin())
+    assert r.status_code == 404
+    assert r.json() == {
+        "error": "NOT_FOUND",
+        "message": "Endpoint GET /api/ai/nope not found",
+        "statusCode": 404,
+        "nextActions": "Please check the API documentation for available endpoints",
+    }
+    assert r.headers["x-request-id"]
+
+
+def test_wrong_method_is_405_with_the_error_body(gateway: Any) -> None:
+    r = gateway.client.put("/api/ai/configurations", headers=gateway.admin())
+    assert r.status_code == 405 and r.json()["error"] == "METHOD_NOT_ALLOWED"
+
+
+def test_body_over_the_limit_is_413_before_parsing(make_gateway: Any) -> None:
+    gw = make_gateway(max_body_bytes=2048)
+    big = b'{"model": "x", "messages": [' + b" " * 4096 + b"]}"
+    r = gw.client.post("/api/ai/configurations", content=big,
+                       headers={**gw.admin(), "content-type": "application/json"})
+    assert r.status_code == 413
+    assert r.json()["error"] == "PAYLOAD_TOO_LARGE" and r.json()["statusCode"] == 413
+
+    def chunks() -> Any:
+        for _ in range(8):
+            yield b" " * 512  # no Content-Length: the limit must still hold
+
+    r = gw.client.post("/api/ai/configurations", content=chunks(),
+                       headers={**gw.admin(), "content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"] == "PAYLOAD_TOO_LARGE"
+    # A chunked body under the limit is replayed to the route intact.
+    r = gw.client.post("/api/ai/configurations",
+                       content=iter([b'{"inputModality":["text"],', b'"outputModality":["text"],"modelId":"a/b"}']),
+                       headers={**gw.admin(), "content-type": "application/json"})
+    assert r.status_code == 201, r.text
+
+
+def test_unexpected_errors_are_a_generic_500_without_internals(make_gateway: Any, caplog: Any) -> None:
+    boom = APIRouter()
+
+    @boom.get("/api/ai/boom")
+    async def explode() -> None:
+        raise RuntimeError("db password is hunter2")
+
+    gw = make_gateway(app_factory=lambda svc: build_app(boom, services=svc))
+    r = gw.client.get("/api/ai/boom", headers={"x-request-id": "req-123"})
+    assert r.status_code == 500
+    body = r.json()
+    assert body["error"] == "INTERNAL_ERROR" and body["statusCode"] == 500
+    assert "req-123" in body["message"]
+    assert "hunter2" not in r.text and "Traceback" not in r.text and "RuntimeError" not in r.text
+    assert r.headers["x-request-id"] == "req-123"
+    # The server keeps serving after it.
+    assert gw.client.get("/api/ai/health").json() == {"status": "ok"}
+
+
+def test_database_down_is_503_quickly(make_gateway: Any) -> None:
+    gw = make_gateway(database_url="postgresql://postgres@/postgres?host=/nonexistent-socket-dir",
+                      db_connect_timeout_s=2)
+    started = time.monotonic()
+    r = gw.client.get("/api/ai/configurations", headers=gw.admin())
+    assert r.status_code == 503
+    assert r.json()["error"] == "SERVICE_UNAVAILABLE"
+    assert time.monotonic() - started < 5
+
+
+def test_database_down_mid_life_then_back(gateway: Any, pg: Any) -> None:
+    assert gateway.client.get("/api/ai/configurations", headers=gateway.admin()).status_code == 200
+    pg.stop()
+    try:
+        r = gateway.client.get("/api/ai/configurations", headers=gateway.admin())
+        assert r.status_code == 503 and r.json()["error"] == "SERVICE_UNAVAILABLE"
+    finally:
+        pg.restart()
+    # The dropped connection is replaced: no restart of the gateway needed.
+    assert gateway.client.get("/api/ai/configurations", headers=gateway.admin()).status_code == 200
+
+
+def test_cors_reflects_the_origin_with_credentials(gateway: Any) -> None:
+    r = gateway.client.options(
+        "/api/ai/chat/completion",
+        headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization,content-type,x-api-key"},
+    )
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert r.headers["access-control-allow-credentials"] == "true"
+    allowed = r.headers["access-control-allow-headers"].lower()
+    assert "authorization" in allowed and "x-api-key" in allowed and "content-type" in allowed
+    r = gateway.client.get("/api/ai/configurations", headers={**gateway.admin(), "Origin": "https://x.dev"})
+    assert r.headers["access-control-allow-origin"] == "https://x.dev"
+
+
+def test_openapi_document_and_docs_are_served(gateway: Any) -> None:
+    doc = gateway.client.get("/openapi.json").json()
+    assert "/api/ai/chat/completion" in doc["paths"] and "/api/ai/configurations" in doc["paths"]
+    assert gateway.client.get("/docs").status_code == 200
+
+
+def test_local_app_mounts_every_router(gateway: Any) -> None:
+    paths = set(local_app(gateway.services).openapi()["paths"])
+    for path in ("/api/ai/chat/completion", "/api/ai/image/generation", "/api/ai/embeddings",
+                 "/api/ai/configurations", "/api/ai/usage", "/api/ai/usage/summary", "/api/ai/audit",
+                 "/api/ai/models", "/api/ai/gateway/config", "/api/ai/limits", "/api/ai/v1/chat/completions"):
+        assert path in paths, path
+    assert isinstance(httpx.get(gateway.url + "/api/ai/health").json(), dict)

@@ -1,0 +1,123 @@
+"""Upstream failures: retries, Retry-After, failover, and the CONTRACT §5 mapping. No 500 anywhere."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from .helpers import sim_chats
+
+MODEL = "openai/gpt-4o-mini"
+HELLO = [{"role": "user", "content": "hello"}]
+
+
+def _chat(gw: Any, headers: dict[str, str] | None = None, model: str = MODEL) -> Any:
+    return gw.client.post("/api/ai/chat/completion", json={"model": model, "messages": HELLO},
+                          headers={**gw.user(), **(headers or {})})
+
+
+def test_429_is_retried_then_succeeds(gateway: Any, simulator: Any) -> None:
+    gateway.enable(MODEL)
+    r = _chat(gateway, {"x-sim-fail-status": "429", "x-sim-fail-times": "1", "x-sim-request-key": "r429",
+                        "x-sim-retry-after": "0"})
+    assert r.status_code == 200
+    assert len(sim_chats(simulator.url)) == 2
+
+
+def test_persistent_429_becomes_rate_limited_with_retry_after(gateway: Any, simulator: Any) -> None:
+    gateway.enable(MODEL)
+    started = time.monotonic()
+    r = _chat(gateway, {"x-sim-fail-status": "429", "x-sim-retry-after": "1"})
+    assert r.status_code == 429
+    assert r.json()["error"] == "RATE_LIMITED" and r.json()["statusCode"] == 429
+    assert r.headers["retry-after"] == "1"
+    assert len(sim_chats(simulator.url)) == 3  # three tries, honouring Retry-After between them
+    assert time.monotonic() - started >= 1.9
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_5xx_retried_then_502(gateway: Any, simulator: Any, status: int) -> None:
+    gateway.enable(MODEL)
+    r = _chat(gateway, {"x-sim-fail-status": str(status), "x-sim-retry-after": "0"})
+    assert r.status_code == 502
+    assert r.json()["error"] == "AI_UPSTREAM_UNAVAILABLE"
+    assert len(sim_chats(simulator.url)) == 3
+
+
+def test_5xx_cured_by_a_retry(gateway: Any, simulator: Any) -> None:
+    gateway.enable(MODEL)
+    r = _chat(gateway, {"x-sim-fail-status": "503", "x-sim-fail-times": "2", "x-sim-request-key": "r503",
+                        "x-sim-retry-after": "0"})
+    assert r.status_code == 200
+    assert len(sim_chats(simulator.url)) == 3
+
+
+def test_failover_through_the_configuration_fallbacks(gateway: Any, simulator: Any, sql: Any) -> None:
+    gateway.enable("acme/model-down", fallbackModels=["openai/gpt-4o-mini"])
+    r = _chat(gateway, model="acme/model-down")
+    assert r.status_code == 200, r.text
+    sent = sim_chats(simulator.url)[-1]
+    assert sent["body"]["models"] == ["openai/gpt-4o-mini"]
+    deadline = time.monotonic() + 5
+    while not sql("SELECT 1 FROM ai.usage") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sql("SELECT model_id FROM ai.usage")[0]["model_id"] == "openai/gpt-4o-mini"  # the model that served
+    gateway.enable("acme/other-down")
+    r = _chat(gateway, model="acme/other-down")
+    assert r.status_code == 502 and r.json()["error"] == "AI_UPSTREAM_UNAVAILABLE"
+
+
+def test_timeout_becomes_502(make_gateway: Any, simulator: Any) -> None:
+    gw = make_gateway(upstream_timeout_s=0.3, upstream_max_tries=2)
+    gw.enable(MODEL)
+    r = _chat(gw, {"x-sim-latency-ms": "2000"})
+    assert r.status_code == 502 and r.json()["error"] == "AI_UPSTREAM_UNAVAILABLE"
+    assert "timed out" in r.json()["message"]
+
+
+@pytest.mark.parametrize("header", ["x-sim-garbage", "x-sim-error-200"])
+def test_unusable_200_answers_become_502(gateway: Any, header: str) -> None:
+    gateway.enable(MODEL)
+    r = _chat(gateway, {header: "1"})
+    assert r.status_code == 502 and r.json()["error"] == "AI_UPSTREAM_UNAVAILABLE"
+
+
+def test_key_refused_is_ai_invalid_api_key(make_gateway: Any) -> None:
+    gw = make_gateway(openrouter_api_key="sk-or-v1-revoked-key")
+    gw.enable(MODEL)
+    r = _chat(gw)
+    assert r.status_code == 401
+    assert r.json()["error"] == "AI_INVALID_API_KEY"
+    assert "revoked-key" not in r.text
+
+
+def test_out_of_credits_and_unknown_model(make_gateway: Any) -> None:
+    gw = make_gateway(openrouter_api_key="sk-or-v1-nocredit")
+    gw.enable(MODEL)
+    r = _chat(gw)
+    assert r.status_code == 402 and r.json()["error"] == "QUOTA_EXCEEDED"
+    gw2 = make_gateway()
+    gw2.enable("acme/nonexistent-model")
+    r = _chat(gw2, model="acme/nonexistent-model")
+    assert r.status_code == 400 and r.json()["error"] == "AI_INVALID_MODEL"
+
+
+def test_no_key_anywhere_is_ai_not_configured(make_gateway: Any) -> None:
+    gw = make_gateway(openrouter_api_key=None)
+    gw.enable(MODEL)
+    r = _chat(gw)
+    assert r.status_code == 503 and r.json()["error"] == "AI_NOT_CONFIGURED"
+
+
+def test_unreachable_upstream_is_502(make_gateway: Any) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    gw = make_gateway(openrouter_base_url=f"http://127.0.0.1:{dead}/api/v1")
+    gw.enable(MODEL)
+    r = _chat(gw)
+    assert r.status_code == 502 and r.json()["error"] == "AI_UPSTREAM_UNAVAILABLE"
