@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from ..services import Services
-from . import configs, usage
+from . import configs, gateway_keys, usage
 from .app import GatewayApp, build_app
 
 
 def local_app(services: Services) -> GatewayApp:
-    return build_app(configs.router, usage.router, services=services, title="AI Gateway (local)")
+    routers = [configs.router, usage.router]
+    routers += [gateway_keys.router]
+    return build_app(*routers, services=services, title="AI Gateway (local)")
