@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,13 +25,12 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
-from psycopg.rows import dict_row
-
 from aigateway.auth import mint_jwt
 from aigateway.local import EmbeddedPostgres
 from aigateway.migrations import apply
 from aigateway.services import Services
 from aigateway.settings import Settings
+from psycopg.rows import dict_row
 
 os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
 TABLES = ("usage", "audit_logs", "secrets", "configs")
@@ -71,13 +72,24 @@ class ServerThread:
         self.thread.join(timeout=5)
 
 
+def private_dir(prefix: str) -> Path:
+    """A temp folder outside pytest's own tree.
+
+    The embedded server runs as a separate system user, and pytest makes its temp root
+    private (0700) at every session start — a concurrent pytest run would lock the server out.
+    """
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
 @pytest.fixture(scope="session")
-def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+def pg() -> Iterator[EmbeddedPostgres]:
     """One throw-away PostgreSQL for the session, migrated."""
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", delete_on_exit=True)
+    base = private_dir("aigw-pg-")
+    server = EmbeddedPostgres(base / "data", delete_on_exit=True)
     uri = server.start()
     apply(uri, "ai")
     yield server
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import uuid
 from typing import Any
 
 import pytest
-
 from aigateway.api.local import local_app
 from aigateway.auth import Authenticator, decode_jwt, mint_jwt
 

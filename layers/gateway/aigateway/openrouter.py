@@ -73,7 +73,8 @@ def _error_of(body: Any) -> tuple[int | None, str, dict[str, Any]]:
     err = body.get("error") if isinstance(body, dict) else None
     if isinstance(err, dict):
         code = err.get("code")
-        meta = err.get("metadata") if isinstance(err.get("metadata"), dict) else {}
+        raw_meta = err.get("metadata")
+        meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
         return (code if isinstance(code, int) else None), str(err.get("message") or "Provider returned error"), meta
     if isinstance(err, str):
         return None, err, {}
@@ -134,7 +135,7 @@ class UpstreamStream:
         self.generation_id = response.headers.get("X-Generation-Id")
 
     async def events(self) -> AsyncIterator[sse.Event]:
-        async for event in sse.parse(self._resp.content):
+        async for event in sse.parse(aiter(self._resp.content)):
             yield event
 
     def close(self) -> None:
@@ -234,7 +235,9 @@ class OpenRouterClient:
                 if not await self._backoff(attempt, failure):
                     raise
 
-    async def chat(self, key: str, payload: dict[str, Any], *, extra_headers: dict[str, str] | None = None) -> dict[str, Any]:
+    async def chat(
+        self, key: str, payload: dict[str, Any], *, extra_headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         body = await self.post_json("/chat/completions", key, payload, extra_headers=extra_headers)
         choices = body.get("choices")
         if not isinstance(choices, list):
@@ -245,7 +248,9 @@ class OpenRouterClient:
             raise UpstreamFailure(code or 502, message, None, meta)
         return body
 
-    async def embeddings(self, key: str, payload: dict[str, Any], *, extra_headers: dict[str, str] | None = None) -> dict[str, Any]:
+    async def embeddings(
+        self, key: str, payload: dict[str, Any], *, extra_headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         body = await self.post_json("/embeddings", key, payload, extra_headers=extra_headers)
         if not isinstance(body.get("data"), list):
             raise UpstreamFailure(502, "the AI provider sent embeddings without data")

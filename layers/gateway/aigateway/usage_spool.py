@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from datetime import UTC
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,14 +46,20 @@ class FileSpool:
         self._pending = folder.exists() and any(folder.glob("*.json"))
 
     async def put(self, record: UsageRecord) -> None:
+        await asyncio.to_thread(self._write, record)
+        self._pending = True
+
+    def _write(self, record: UsageRecord) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         final = self.folder / f"{record.request_id}.json"
         tmp = final.with_suffix(".tmp")
         tmp.write_bytes(orjson.dumps(record.to_dict()))
         os.replace(tmp, final)
-        self._pending = True
 
     async def take(self, limit: int) -> list[tuple[Any, UsageRecord]]:
+        return await asyncio.to_thread(self._read, limit)
+
+    def _read(self, limit: int) -> list[tuple[Any, UsageRecord]]:
         if not self.folder.exists():
             return []
         out: list[tuple[Any, UsageRecord]] = []
@@ -66,8 +73,11 @@ class FileSpool:
         return out
 
     async def ack(self, handles: list[Any]) -> None:
-        for path in handles:
-            Path(path).unlink(missing_ok=True)
+        def unlink_all() -> None:
+            for path in handles:
+                Path(path).unlink(missing_ok=True)
+
+        await asyncio.to_thread(unlink_all)
 
     def may_have_pending(self) -> bool:
         return self._pending
@@ -128,13 +138,13 @@ class UsageRecorder:
         """Never raises: the caller's answer is already paid for."""
         try:
             await store.insert(self.db, record)
-        except Exception as exc:  # noqa: BLE001 - any failure must spool, not propagate
+        except Exception as exc:
             log.warning("usage insert failed (%s); spooling %s", type(exc).__name__, record.request_id)
             try:
                 if record.created_at is None:
-                    from datetime import datetime, timezone
+                    from datetime import datetime
 
-                    record.created_at = datetime.now(timezone.utc).isoformat()
+                    record.created_at = datetime.now(UTC).isoformat()
                 await self.spool.put(record)
             except Exception:
                 log.exception("usage spool failed too; record %s", orjson.dumps(record.to_dict()).decode())
@@ -153,7 +163,7 @@ class UsageRecorder:
                 if await self.drain() == 0:
                     return
                 delay = self.retry_interval_s
-            except Exception as exc:  # noqa: BLE001 - keep retrying while the database is away
+            except Exception as exc:
                 log.info("usage spool replay waits for the database (%s)", type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)

@@ -93,7 +93,7 @@ class GatewayApp(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
-        except Exception:  # noqa: BLE001 - already answered and logged by _on_unexpected
+        except Exception:
             log.debug("exception after the 500 body was sent", exc_info=True)
 
 

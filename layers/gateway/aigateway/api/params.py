@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..errors import invalid_input
 from ..store.configs import is_uuid
@@ -16,7 +16,7 @@ def parse_time(name: str, value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
     except ValueError:
         raise invalid_input(f"Validation error: {name}: Invalid datetime") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_int(name: str, value: str | None, default: int, lo: int, hi: int) -> int:

@@ -46,7 +46,7 @@ def apply(conninfo: str, schema: str = "ai") -> list[str]:
                 if name in done:
                     continue
                 log.info("applying migration %s", name)
-                conn.execute(sql(text, schema))  # type: ignore[arg-type]
+                conn.execute(sql(text, schema))
                 conn.execute(sql("INSERT INTO {s}.schema_migrations (name) VALUES (%s)", schema), (name,))
                 applied_now.append(name)
     return applied_now

@@ -95,18 +95,67 @@ async def records(
     return rows, int(total["n"]) if total else 0
 
 
+# GET /usage/summary reads whole UTC days from the daily rollups and everything else from raw rows,
+# in one statement so the rollups, the rollup state and the raw rows come from one snapshot. For
+# every day D <= rolled_through, usage_daily holds exactly the rows of D stamped inserted_at <=
+# watermark (migrations/004_usage_daily.sql), so the answer is:
+#   rollups of the whole days in [start, end] up to rolled_through    (span: lo <= day < hi)
+# + raw rows in [start, end] before and after that span               (the partial edges, today)
+# + raw rows inside the span inserted after the watermark             (late rows; index on inserted_at)
+# which equals the aggregation over raw rows whatever the rollup's lag.
+_SPAN = """WITH st AS (
+    SELECT watermark, rolled_through FROM {s}.usage_rollup_state WHERE id = 'usage_daily'
+), span AS (
+    SELECT st.watermark AS wm,
+           COALESCE(((%(start)s::timestamptz AT TIME ZONE 'UTC') - interval '1 microsecond')::date + 1,
+                    '-infinity'::date) AS lo,
+           LEAST(((%(end)s::timestamptz AT TIME ZONE 'UTC') + interval '1 microsecond')::date,
+                 st.rolled_through + 1) AS hi
+      FROM st
+), cut AS (
+    SELECT wm, lo, hi, lo::timestamp AT TIME ZONE 'UTC' AS a, hi::timestamp AT TIME ZONE 'UTC' AS b
+      FROM span WHERE lo < hi
+    UNION ALL
+    SELECT NULL, NULL, NULL, '-infinity'::timestamptz, '-infinity'::timestamptz
+     WHERE NOT EXISTS (SELECT 1 FROM span WHERE lo < hi)
+), src AS (
+    SELECT d.day, d.model_id, d.user_id, d.requests, d.input_tokens, d.output_tokens, d.total_tokens,
+           d.image_count, d.cost_usd
+      FROM cut JOIN {s}.usage_daily d ON d.day >= cut.lo AND d.day < cut.hi
+     WHERE (%(user_id)s::text IS NULL OR d.user_id = %(user_id)s)
+       AND (%(config_id)s::uuid IS NULL OR d.config_id = %(config_id)s)
+    UNION ALL
+    SELECT """
+_RAW = """(u.created_at AT TIME ZONE 'UTC')::date, u.model_id, u.user_id, 1, u.input_tokens, u.output_tokens,
+           COALESCE(u.input_tokens, 0) + COALESCE(u.output_tokens, 0), u.image_count, u.cost_usd"""
+_SRC = (
+    _SPAN
+    + _RAW
+    + " FROM cut JOIN {s}.usage u ON u.created_at < cut.a "
+    + _FILTER
+    + " UNION ALL SELECT "
+    + _RAW
+    + " FROM cut JOIN {s}.usage u ON u.created_at >= cut.b "
+    + _FILTER
+    + " UNION ALL SELECT "
+    + _RAW
+    + " FROM cut JOIN {s}.usage u ON u.inserted_at > cut.wm + interval '1 day' AND u.created_at >= cut.a AND u.created_at < cut.b "
+    + _FILTER
+    + ")"
+)
+
 _GROUPS = {
-    "day": "date_trunc('day', u.created_at AT TIME ZONE 'UTC')::date::text",
-    "model": "COALESCE(u.model_id, '')",
-    "user": "COALESCE(u.user_id, '')",
+    "day": "s.day::text",
+    "model": "COALESCE(s.model_id, '')",
+    "user": "COALESCE(s.user_id, '')",
 }
 
-_TOTALS = """COALESCE(SUM(u.input_tokens), 0) AS total_input_tokens,
-             COALESCE(SUM(u.output_tokens), 0) AS total_output_tokens,
-             COALESCE(SUM(COALESCE(u.input_tokens, 0) + COALESCE(u.output_tokens, 0)), 0) AS total_tokens,
-             COALESCE(SUM(u.image_count), 0) AS total_image_count,
-             COUNT(*) AS total_requests,
-             COALESCE(SUM(u.cost_usd), 0) AS total_cost_usd"""
+_TOTALS = """COALESCE(SUM(s.input_tokens), 0) AS total_input_tokens,
+             COALESCE(SUM(s.output_tokens), 0) AS total_output_tokens,
+             COALESCE(SUM(s.total_tokens), 0) AS total_tokens,
+             COALESCE(SUM(s.image_count), 0) AS total_image_count,
+             COALESCE(SUM(s.requests), 0) AS total_requests,
+             COALESCE(SUM(s.cost_usd), 0) AS total_cost_usd"""
 
 
 async def summary(
@@ -118,17 +167,26 @@ async def summary(
     user_id: str | None,
     group_by: str | None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Totals over the filter, and per-group totals when `group_by` is day, model or user."""
+    """Totals over the filter, and per-group totals when `group_by` is day, model or user.
+
+    Equal to aggregating the raw rows (start and end inclusive, days in UTC), read from the daily
+    rollups where they cover whole days. Totals and groups come from one statement (the empty
+    grouping set is the total), so they always agree.
+    """
     p = _params(start=start, end=end, config_id=config_id, user_id=user_id)
-    total = await db.fetchone("SELECT " + _TOTALS + " FROM {s}.usage u " + _FILTER, p)
-    groups: list[dict[str, Any]] = []
-    if group_by:
-        key = _GROUPS[group_by]
-        groups = await db.fetch(
-            f"SELECT {key} AS key, " + _TOTALS + " FROM {s}.usage u " + _FILTER + " GROUP BY 1 ORDER BY 1",
-            p,
-        )
-    return total or {}, groups
+    if not group_by:
+        total = await db.fetchone(_SRC + " SELECT " + _TOTALS + " FROM src s", p)
+        return total or {}, []
+    key = _GROUPS[group_by]
+    rows = await db.fetch(
+        _SRC
+        + f" SELECT {key} AS key, GROUPING({key}) AS is_total, "
+        + _TOTALS
+        + f" FROM src s GROUP BY GROUPING SETS (({key}), ()) ORDER BY GROUPING({key}), 1",
+        p,
+    )
+    total = next((r for r in rows if r["is_total"]), {})
+    return total, [r for r in rows if not r["is_total"]]
 
 
 async def by_config(
