@@ -58,13 +58,14 @@ def test_unexpected_errors_are_a_generic_500_without_internals(make_gateway: Any
         raise RuntimeError("db password is hunter2")
 
     gw = make_gateway(app_factory=lambda svc: build_app(boom, services=svc))
-    r = gw.client.get("/api/ai/boom", headers={"x-request-id": "req-123"})
+    r = gw.client.get("/api/ai/boom", headers={"x-request-id": "chosen-by-caller"})
     assert r.status_code == 500
     body = r.json()
     assert body["error"] == "INTERNAL_ERROR" and body["statusCode"] == 500
-    assert "req-123" in body["message"]
+    rid = r.headers["x-request-id"]
+    assert rid != "chosen-by-caller" and len(rid) == 32  # ids are the server's, never the caller's
+    assert rid in body["message"]
     assert "hunter2" not in r.text and "Traceback" not in r.text and "RuntimeError" not in r.text
-    assert r.headers["x-request-id"] == "req-123"
     # The server keeps serving after it.
     assert gw.client.get("/api/ai/health").json() == {"status": "ok"}
 

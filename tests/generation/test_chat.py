@@ -295,3 +295,12 @@ def test_prompt_over_content_cap_and_over_the_model_context(make_gateway: Any) -
                         headers=gw2.user())
     assert r.status_code == 400, r.text
     assert r.json()["error"] == "TOKEN_LIMIT_EXCEEDED" and "context window of 64" in r.json()["message"]
+
+
+def test_a_caller_chosen_request_id_cannot_suppress_usage_rows(gateway: Any, sql: Any) -> None:
+    gateway.enable(MODEL)
+    for _ in range(2):
+        r = gateway.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": HELLO},
+                                headers={**gateway.user(sub="replayer"), "x-request-id": "same-id"})
+        assert r.status_code == 200
+    assert len(_wait_usage(sql, 2)) == 2

@@ -6,7 +6,6 @@ cancellation of streaming responses, which the chat route depends on.
 
 from __future__ import annotations
 
-import re
 import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -14,11 +13,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..errors import PAYLOAD_TOO_LARGE, GatewayError
 from .responses import error_response
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
 
 class RequestId:
-    """Gives each request an id (the caller's `x-request-id` if sane) and echoes it back."""
+    """Gives each request a fresh server-side id and returns it as `x-request-id`.
+
+    Never the caller's own header: the id keys the usage row (a replayed record inserts
+    once), so a caller who could choose it could make the gateway drop its usage.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -27,13 +28,7 @@ class RequestId:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                rid = value.decode("latin-1")
-                break
-        if not _SAFE_ID.match(rid):
-            rid = uuid.uuid4().hex
+        rid = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
         header = (b"x-request-id", rid.encode())
 

@@ -17,7 +17,7 @@ import orjson
 
 from .. import catalog, limits, policy
 from ..credentials import ResolvedKey, with_key
-from ..errors import INVALID_INPUT, TOKEN_LIMIT_EXCEEDED, GatewayError
+from ..errors import CONTENT_BLOCKED, INVALID_INPUT, TOKEN_LIMIT_EXCEEDED, GatewayError
 from ..openrouter import UpstreamStream
 from ..schemas import ChatRequest, Message
 from ..settings import Settings
@@ -158,6 +158,7 @@ def upstream_payload(
         if req.fileParser.pdf and req.fileParser.pdf.engine:
             parser["pdf"] = {"engine": req.fileParser.pdf.engine}
         plugins.append(parser)
+    plugins.extend(policy.upstream_plugins(config.content_policy))
     if plugins:
         p["plugins"] = plugins
     if req.tools:
@@ -194,16 +195,32 @@ async def prepare(
 
 async def complete(svc: Services, prep: PreparedChat) -> tuple[dict[str, Any], ResolvedKey]:
     headers = prep.ctx.upstream_headers
-    return await with_key(
-        svc.keys, svc.settings, lambda k: svc.upstream.chat(k.key, prep.payload, extra_headers=headers)
-    )
+    try:
+        return await with_key(
+            svc.keys, svc.settings, lambda k: svc.upstream.chat(k.key, prep.payload, extra_headers=headers)
+        )
+    except GatewayError as err:
+        await _audit_if_moderated(svc, prep, err)
+        raise
 
 
 async def open_stream(svc: Services, prep: PreparedChat) -> tuple[UpstreamStream, ResolvedKey]:
     headers = prep.ctx.upstream_headers
-    return await with_key(
-        svc.keys, svc.settings, lambda k: svc.upstream.open_stream(k.key, prep.payload, extra_headers=headers)
-    )
+    try:
+        return await with_key(
+            svc.keys, svc.settings, lambda k: svc.upstream.open_stream(k.key, prep.payload, extra_headers=headers)
+        )
+    except GatewayError as err:
+        await _audit_if_moderated(svc, prep, err)
+        raise
+
+
+async def _audit_if_moderated(svc: Services, prep: PreparedChat, err: GatewayError) -> None:
+    """A refusal by the upstream's moderation is audited like our own deny-list blocks."""
+    if err.code == CONTENT_BLOCKED:
+        await policy.audit_upstream_block(
+            svc, prep.ctx.principal, prep.ctx.ip, config_id=prep.config.id, model=prep.model
+        )
 
 
 def usage_record(
