@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from .. import catalog
 from ..errors import invalid_input, not_found
+from ..policy import ContentPolicy
 from ..store import audit
 from ..store import configs as store
 from ..store.usage import money
@@ -31,12 +32,18 @@ class ConfigurationIn(BaseModel):
     modelId: ModelId
     systemPrompt: Prompt | None = None
     fallbackModels: list[ModelId] | None = Field(default=None, max_length=5)
+    contentPolicy: ContentPolicy | None = None
 
 
 class ConfigurationPatch(BaseModel):
     model_config = ConfigDict(extra="ignore")
     systemPrompt: Prompt | None = None
     fallbackModels: list[ModelId] | None = Field(default=None, max_length=5)
+    contentPolicy: ContentPolicy | None = None
+
+
+def _policy(p: ContentPolicy | None) -> dict[str, object] | None:
+    return p.model_dump() if p is not None else None
 
 
 @router.get("/api/ai/models")
@@ -58,6 +65,8 @@ async def create_configuration(body: ConfigurationIn, request: Request, svc: Svc
             output_modality=list(dict.fromkeys(body.outputModality)),
             system_prompt=body.systemPrompt,
             fallback_models=body.fallbackModels,
+            content_policy=_policy(body.contentPolicy),
+            set_policy="contentPolicy" in body.model_fields_set,
         )
         await audit.record(
             conn,
@@ -71,6 +80,7 @@ async def create_configuration(body: ConfigurationIn, request: Request, svc: Svc
                 "provider": body.provider,
                 "modelId": body.modelId,
                 "fallbackModels": body.fallbackModels,
+                "contentPolicy": _policy(body.contentPolicy),
             },
             ip=client_ip(request),
         )
@@ -91,6 +101,7 @@ async def list_configurations(svc: Svc, _: Admin) -> JSON:
                 "modelId": r["model_id"],
                 "systemPrompt": r["system_prompt"],
                 "fallbackModels": r["fallback_models"],
+                "contentPolicy": r["content_policy"],
                 "usageStats": {
                     "totalInputTokens": int(r["total_input_tokens"]),
                     "totalOutputTokens": int(r["total_output_tokens"]),
@@ -110,13 +121,15 @@ async def update_configuration(
     config_id: str, body: ConfigurationPatch, request: Request, svc: Svc, who: Admin
 ) -> JSON:
     fields = body.model_fields_set
-    if not fields & {"systemPrompt", "fallbackModels"}:
+    if not fields & {"systemPrompt", "fallbackModels", "contentPolicy"}:
         raise invalid_input("Validation error: systemPrompt: Required")
     changes: dict[str, object] = {}
     if "systemPrompt" in fields:
         changes["system_prompt"] = body.systemPrompt
     if "fallbackModels" in fields:
         changes["fallback_models"] = body.fallbackModels or []
+    if "contentPolicy" in fields:
+        changes["content_policy"] = _policy(body.contentPolicy)
     if not store.is_uuid(config_id) or not await store.exists(svc.db, config_id):
         raise not_found("AI configuration not found")
     cid = config_id

@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from ..db import Conn, Database
 
 
@@ -18,6 +20,7 @@ class Config:
     output_modality: list[str]
     system_prompt: str | None
     fallback_models: list[str]
+    content_policy: dict[str, Any] | None = None  # see policy.py; None = off
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> Config:
@@ -29,6 +32,7 @@ class Config:
             output_modality=list(r["output_modality"]),
             system_prompt=r["system_prompt"],
             fallback_models=list(r["fallback_models"] or []),
+            content_policy=r.get("content_policy"),
         )
 
 
@@ -50,19 +54,26 @@ async def upsert(
     output_modality: list[str],
     system_prompt: str | None,
     fallback_models: list[str] | None,
+    content_policy: dict[str, Any] | None = None,
+    set_policy: bool = False,
 ) -> tuple[str, bool]:
-    """Insert, or re-enable and update the row for `model_id`; keeps the old prompt if none given."""
+    """Insert, or re-enable and update the row for `model_id`; keeps the old prompt if none given
+    and the old content policy unless `set_policy`."""
     cur = await conn.execute(
         schema_q.q(
             """INSERT INTO {s}.configs
-                   (model_id, provider, input_modality, output_modality, system_prompt, fallback_models)
-               VALUES (%(model_id)s, %(provider)s, %(inp)s, %(out)s, %(prompt)s, COALESCE(%(fb)s, '{}'::text[]))
+                   (model_id, provider, input_modality, output_modality, system_prompt, fallback_models,
+                    content_policy)
+               VALUES (%(model_id)s, %(provider)s, %(inp)s, %(out)s, %(prompt)s,
+                       COALESCE(%(fb)s, '{}'::text[]), %(policy)s)
                ON CONFLICT (model_id) DO UPDATE SET
                    provider = EXCLUDED.provider,
                    input_modality = EXCLUDED.input_modality,
                    output_modality = EXCLUDED.output_modality,
                    system_prompt = COALESCE(EXCLUDED.system_prompt, {s}.configs.system_prompt),
                    fallback_models = COALESCE(%(fb)s, {s}.configs.fallback_models),
+                   content_policy = CASE WHEN %(set_policy)s THEN EXCLUDED.content_policy
+                                         ELSE {s}.configs.content_policy END,
                    is_active = true,
                    updated_at = now()
                RETURNING id, (xmax = 0) AS inserted"""
@@ -74,6 +85,8 @@ async def upsert(
             "out": output_modality,
             "prompt": system_prompt,
             "fb": fallback_models,
+            "policy": Jsonb(content_policy) if content_policy is not None else None,
+            "set_policy": set_policy,
         },
     )
     row = await cur.fetchone()
@@ -84,7 +97,7 @@ async def upsert(
 async def list_active_with_usage(db: Database) -> list[dict[str, Any]]:
     return await db.fetch(
         """SELECT c.id, c.model_id, c.provider, c.input_modality, c.output_modality, c.system_prompt,
-                  c.fallback_models, c.created_at,
+                  c.fallback_models, c.content_policy, c.created_at,
                   COALESCE(SUM(u.input_tokens), 0) AS total_input_tokens,
                   COALESCE(SUM(u.output_tokens), 0) AS total_output_tokens,
                   COALESCE(SUM(COALESCE(u.input_tokens, 0) + COALESCE(u.output_tokens, 0)), 0) AS total_tokens,
@@ -100,19 +113,21 @@ async def list_active_with_usage(db: Database) -> list[dict[str, Any]]:
 
 async def active(db: Database) -> list[Config]:
     rows = await db.fetch(
-        """SELECT id, model_id, provider, input_modality, output_modality, system_prompt, fallback_models
+        """SELECT id, model_id, provider, input_modality, output_modality, system_prompt, fallback_models,
+                  content_policy
              FROM {s}.configs WHERE is_active"""
     )
     return [Config.from_row(r) for r in rows]
 
 
 async def update(conn: Conn, db: Database, config_id: str, changes: dict[str, Any]) -> bool:
-    """Apply `systemPrompt` / `fallbackModels` changes; False when no such row."""
+    """Apply `systemPrompt` / `fallbackModels` / `contentPolicy` changes; False when no such row."""
     cur = await conn.execute(
         db.q(
             """UPDATE {s}.configs SET
                    system_prompt = CASE WHEN %(set_prompt)s THEN %(prompt)s ELSE system_prompt END,
                    fallback_models = CASE WHEN %(set_fb)s THEN %(fb)s::text[] ELSE fallback_models END,
+                   content_policy = CASE WHEN %(set_policy)s THEN %(policy)s::jsonb ELSE content_policy END,
                    updated_at = now()
                 WHERE id = %(id)s"""
         ),
@@ -122,6 +137,8 @@ async def update(conn: Conn, db: Database, config_id: str, changes: dict[str, An
             "prompt": changes.get("system_prompt"),
             "set_fb": "fallback_models" in changes,
             "fb": changes.get("fallback_models") or [],
+            "set_policy": "content_policy" in changes,
+            "policy": Jsonb(changes["content_policy"]) if changes.get("content_policy") is not None else None,
         },
     )
     return cur.rowcount > 0

@@ -1,0 +1,330 @@
+"""Rate limits and quotas: `admit` before the upstream call, `charge` after it.
+
+Why PostgreSQL: a gateway open to anon users of a public app is a credit card on the
+internet, and on Lambda there are as many processes as concurrent requests, so a limit kept
+in memory would multiply with the instance count. The counters live in the database and each
+call costs one statement (store/limits.py); what the admin configured is cached per process
+for `config_cache_ttl_s`, so a deployment without limits pays no round trip at all.
+
+Rate limits use fixed one-minute windows (UTC minute boundaries, the database's clock): a
+window admits `requestsPerMinute + burst` calls. `burst` is headroom an admin can grant on top
+of the steady rate for clients that send in spurts; with fixed windows a client can, at a
+window edge, get up to twice the ceiling within one rolling minute — the price of one cheap
+upsert per call instead of a sliding log.
+
+Quotas (tokens per UTC day and month, USD spend per UTC month) are checked before the call
+against totals that `charge` adds after each answer. A call that starts under the quota
+finishes even when it crosses it (a stream is never cut for quota); the next call is refused.
+
+Who is counted: authenticated users by JWT subject; anon callers by subject plus client IP
+(an app's anon key is shared by all its visitors); admin API-key callers as "admin", exempt
+unless the settings say `exemptAdmins: false`. Every call is counted against the project.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from .errors import QUOTA_EXCEEDED, RATE_LIMITED, GatewayError
+from .store import limits as store
+
+if TYPE_CHECKING:
+    from .auth import Principal
+    from .services import Services
+
+log = logging.getLogger(__name__)
+
+RULE_KEYS = ("requestsPerMinute", "burst", "tokensPerDay", "tokensPerMonth", "spendPerMonthUsd")
+_CACHE_KEY = "limits"
+_CLEANUP_EVERY_S = 300.0
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One scope's limits (a user, or the project as a whole); None = unlimited."""
+
+    requests_per_minute: int | None = None
+    burst: int = 0
+    tokens_per_day: int | None = None
+    tokens_per_month: int | None = None
+    spend_per_month_usd: float | None = None
+
+    @property
+    def window_max(self) -> int | None:
+        """Calls one minute window admits."""
+        return None if self.requests_per_minute is None else self.requests_per_minute + self.burst
+
+    @property
+    def unlimited(self) -> bool:
+        return (
+            self.requests_per_minute is None
+            and self.tokens_per_day is None
+            and self.tokens_per_month is None
+            and self.spend_per_month_usd is None
+        )
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any] | None) -> Rule:
+        d = d or {}
+        spend = d.get("spendPerMonthUsd")
+        return cls(
+            requests_per_minute=d.get("requestsPerMinute"),
+            burst=int(d.get("burst") or 0),
+            tokens_per_day=d.get("tokensPerDay"),
+            tokens_per_month=d.get("tokensPerMonth"),
+            spend_per_month_usd=None if spend is None else float(spend),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requestsPerMinute": self.requests_per_minute,
+            "burst": self.burst,
+            "tokensPerDay": self.tokens_per_day,
+            "tokensPerMonth": self.tokens_per_month,
+            "spendPerMonthUsd": self.spend_per_month_usd,
+        }
+
+    def merged(self, override: dict[str, Any] | None) -> Rule:
+        """This rule with the keys an override sets replaced (null in an override = unlimited)."""
+        if not override:
+            return self
+        base = self.to_json()
+        base.update({k: v for k, v in override.items() if k in RULE_KEYS})
+        return Rule.from_json(base)
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Everything the admin set, as the hot path reads it."""
+
+    per_user: Rule = field(default_factory=Rule)
+    per_project: Rule = field(default_factory=Rule)
+    exempt_admins: bool = True
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(
+        cls, body: dict[str, Any] | None, overrides: dict[str, dict[str, Any]] | None = None
+    ) -> LimitsConfig:
+        body = body or {}
+        return cls(
+            per_user=Rule.from_json(body.get("perUser")),
+            per_project=Rule.from_json(body.get("perProject")),
+            exempt_admins=bool(body.get("exemptAdmins", True)),
+            overrides=dict(overrides or {}),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "perUser": self.per_user.to_json(),
+            "perProject": self.per_project.to_json(),
+            "exemptAdmins": self.exempt_admins,
+        }
+
+    @property
+    def configured(self) -> bool:
+        """False when nothing anywhere is limited: `admit` then returns without any I/O."""
+        return not (self.per_user.unlimited and self.per_project.unlimited) or any(
+            not Rule.from_json(o).unlimited for o in self.overrides.values()
+        )
+
+    def for_user(self, user_id: str | None) -> Rule:
+        return self.per_user.merged(self.overrides.get(user_id) if user_id is not None else None)
+
+
+class LimitsCache:
+    """The settings and overrides, reloaded at most every `ttl_s` (like config_cache.py)."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self._ttl = ttl_s
+        self._value = LimitsConfig()
+        self._expires = 0.0
+        self._lock: asyncio.Lock | None = None
+
+    async def get(self, svc: Services) -> LimitsConfig:
+        if time.monotonic() >= self._expires:
+            if self._lock is None:
+                self._lock = asyncio.Lock()
+            async with self._lock:
+                if time.monotonic() >= self._expires:
+                    body, overrides = await store.load(svc.db)
+                    self._value = LimitsConfig.from_json(body, overrides)
+                    self._expires = time.monotonic() + self._ttl
+        return self._value
+
+    def invalidate(self) -> None:
+        self._expires = 0.0
+
+
+def cache(svc: Services) -> LimitsCache:
+    found = svc.extras.get(_CACHE_KEY)
+    if not isinstance(found, LimitsCache):
+        found = svc.extras[_CACHE_KEY] = LimitsCache(svc.settings.config_cache_ttl_s)
+    return found
+
+
+@dataclass
+class Admission:
+    """An admitted call: the headers for its response and who `charge` bills afterwards."""
+
+    headers: dict[str, str] = field(default_factory=dict)
+    subject: str = "admin"
+
+
+def identity(principal: Principal, ip: str | None) -> str:
+    """The rate-limit and quota subject of a caller (see the module docstring)."""
+    if principal.via_api_key:
+        return "admin"
+    if principal.role == "anon":
+        return f"{principal.user_id or 'anon'}:{ip or 'unknown'}"
+    return principal.user_id or f"{principal.role}:{ip or 'unknown'}"
+
+
+def _quota_params(user: Rule, project: Rule) -> dict[str, int | float | None]:
+    return {
+        "u_day": user.tokens_per_day,
+        "u_month": user.tokens_per_month,
+        "u_spend": user.spend_per_month_usd,
+        "p_day": project.tokens_per_day,
+        "p_month": project.tokens_per_month,
+        "p_spend": project.spend_per_month_usd,
+    }
+
+
+async def admit(svc: Services, principal: Principal, ip: str | None, *, model: str, kind: str) -> Admission:
+    """Admit one generation call or raise 429 RATE_LIMITED / 402 QUOTA_EXCEEDED.
+
+    At most one database round trip; none when nothing is configured or the caller is exempt.
+    A refusal is audited by that same statement.
+    """
+    config = await cache(svc).get(svc)
+    subject = identity(principal, ip)
+    admission = Admission(subject=subject)
+    if not config.configured or (principal.via_api_key and config.exempt_admins):
+        return admission
+    user = config.for_user(None if principal.via_api_key else principal.user_id)
+    project = config.per_project
+    if user.unlimited and project.unlimited:
+        return admission
+    verdict = await store.admit(
+        svc.db,
+        subject=subject,
+        user_rate=user.window_max,
+        project_rate=project.window_max,
+        quotas=_quota_params(user, project),
+        actor=principal.actor,
+        ip=ip,
+        details={"model": model, "kind": kind, "subject": subject},
+    )
+    admission.headers = rate_headers(verdict, user, project)
+    if verdict.refused:
+        raise refusal(verdict, user, project, admission.headers)
+    return admission
+
+
+async def charge(svc: Services, admission: Admission, *, tokens: int, cost_usd: float | None) -> None:
+    """Count an answer's tokens and spend against the caller's and the project's quotas.
+
+    Always counted (also when no quota is set yet), so a quota set mid-month sees the month.
+    Never raises: the answer is already delivered; a failure is logged.
+    """
+    try:
+        if tokens > 0 or cost_usd:
+            await store.charge(svc.db, subject=admission.subject, tokens=tokens, cost_usd=cost_usd)
+        await _maybe_cleanup(svc)
+    except Exception:  # never fail a delivered answer over bookkeeping
+        log.exception("counting usage against quotas failed")
+
+
+async def _maybe_cleanup(svc: Services) -> None:
+    now = time.monotonic()
+    last = svc.extras.get("limits_cleanup_at")
+    if isinstance(last, float) and now - last < _CLEANUP_EVERY_S:
+        return
+    svc.extras["limits_cleanup_at"] = now
+    await store.cleanup(svc.db)
+
+
+# ---- headers and errors ---------------------------------------------------------------------
+
+
+def rate_headers(verdict: store.Verdict, user: Rule, project: Rule) -> dict[str, str]:
+    """X-RateLimit-* of the binding scope (the one with fewer calls left), empty when none applies."""
+    scopes: list[tuple[int, int]] = []  # (ceiling, remaining)
+    if user.window_max is not None and verdict.user_hits is not None:
+        scopes.append((user.window_max, max(0, user.window_max - verdict.user_hits)))
+    if project.window_max is not None and verdict.project_hits is not None:
+        scopes.append((project.window_max, max(0, project.window_max - verdict.project_hits)))
+    if not scopes:
+        return {}
+    ceiling, remaining = min(scopes, key=lambda s: s[1])
+    reset = verdict.window_start + timedelta(seconds=60)
+    return {
+        "X-RateLimit-Limit": str(ceiling),
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset": str(int(reset.timestamp())),
+    }
+
+
+def retry_after_s(verdict: store.Verdict) -> int:
+    """Whole seconds until the current window ends (at least 1)."""
+    left = (verdict.window_start + timedelta(seconds=60) - verdict.now).total_seconds()
+    return max(1, math.ceil(left))
+
+
+def quota_reset(which: str, now: datetime) -> datetime:
+    """When a day or month quota starts over: the next UTC midnight or first of the month."""
+    today = now.astimezone(UTC).date()
+    if which.endswith("PerDay"):
+        nxt = today + timedelta(days=1)
+    else:
+        nxt = date(today.year + today.month // 12, today.month % 12 + 1, 1)
+    return datetime(nxt.year, nxt.month, nxt.day, tzinfo=UTC)
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+_QUOTA_WORDS = {
+    "tokensPerDay": ("daily token quota", "tokens"),
+    "tokensPerMonth": ("monthly token quota", "tokens"),
+    "spendPerMonthUsd": ("monthly spend quota", "USD"),
+}
+
+
+def refusal(verdict: store.Verdict, user: Rule, project: Rule, headers: dict[str, str]) -> GatewayError:
+    """The 429 or 402 for a refused verdict, saying which limit and when it resets."""
+    assert verdict.refused is not None
+    scope, _, which = verdict.refused.partition(".")
+    rule = user if scope == "user" else project
+    owner = "your" if scope == "user" else "this project's"
+    if which == "requestsPerMinute":
+        wait = retry_after_s(verdict)
+        per = "per user" if scope == "user" else "for this project"
+        return GatewayError(
+            RATE_LIMITED,
+            429,
+            f"Rate limit exceeded: {rule.window_max} requests per minute {per}. Retry in {wait} seconds.",
+            f"Wait {wait} seconds before retrying.",
+            headers={**headers, "Retry-After": str(wait)},
+        )
+    name, unit = _QUOTA_WORDS[which]
+    value = {
+        "tokensPerDay": rule.tokens_per_day,
+        "tokensPerMonth": rule.tokens_per_month,
+        "spendPerMonthUsd": rule.spend_per_month_usd,
+    }[which]
+    resets = _iso(quota_reset(which, verdict.now))
+    return GatewayError(
+        QUOTA_EXCEEDED,
+        402,
+        f"Quota exceeded: {owner} {name} ({value} {unit}) is used up. It resets at {resets}.",
+        f"Wait until {resets}, or ask the administrator to raise the quota.",
+    )

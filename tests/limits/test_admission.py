@@ -1,0 +1,202 @@
+"""`limits.admit` / `charge` over real HTTP through a test route: 429s, 402s, headers, exemptions, audit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import pytest
+from aigateway import limits
+from aigateway.auth import Principal
+from aigateway.db import Conn
+from aigateway.services import Services
+from aigateway.settings import Settings
+
+from .admit_app import app_for
+
+T = TypeVar("T")
+
+
+@pytest.fixture
+def gw(make_gateway: Callable[..., Any]) -> Any:
+    return make_gateway(app_factory=app_for)
+
+
+def _set(gw: Any, **body: Any) -> None:
+    r = gw.client.put("/api/ai/limits", json=body, headers=gw.admin())
+    assert r.status_code == 200, r.text
+
+
+def _admit(gw: Any, headers: dict[str, str], **params: Any) -> Any:
+    return gw.client.post("/test/admit", headers=headers, params=params)
+
+
+def _audit(sql: Any, action: str) -> list[dict[str, Any]]:
+    return sql("SELECT actor, action, details, ip_address FROM ai.audit_logs WHERE action = %s ORDER BY created_at",
+               (action,))
+
+
+def _next_window_is_far() -> None:
+    """Tests that count within one minute window wait out its last seconds rather than straddle it."""
+    left = 60 - datetime.now(UTC).second
+    if left < 5:
+        import time
+
+        time.sleep(left + 0.2)
+
+
+def test_rate_limit_429_with_headers_and_audit(gw: Any, sql: Any) -> None:
+    _set(gw, perUser={"requestsPerMinute": 2, "burst": 1})
+    _next_window_is_far()
+    alice = gw.user(sub="alice", email="alice@example.com")
+    remaining = []
+    for _ in range(3):
+        r = _admit(gw, alice)
+        assert r.status_code == 200, r.text
+        assert r.headers["X-RateLimit-Limit"] == "3"
+        remaining.append(r.headers["X-RateLimit-Remaining"])
+    assert remaining == ["2", "1", "0"]
+    r = _admit(gw, alice)
+    assert r.status_code == 429
+    body = r.json()
+    assert body["error"] == "RATE_LIMITED" and body["statusCode"] == 429
+    assert body["message"].startswith("Rate limit exceeded: 3 requests per minute per user.")
+    retry = int(r.headers["Retry-After"])
+    assert 1 <= retry <= 60
+    reset = int(r.headers["X-RateLimit-Reset"])
+    assert reset % 60 == 0 and 0 < reset - datetime.now(UTC).timestamp() <= 61
+    assert r.headers["X-RateLimit-Remaining"] == "0"
+    assert _admit(gw, gw.user(sub="bob")).status_code == 200  # another user has their own minute
+
+    rows = _audit(sql, "RATE_LIMITED")
+    assert len(rows) == 1
+    assert rows[0]["actor"] == "alice@example.com" and rows[0]["ip_address"] == "127.0.0.1"
+    assert rows[0]["details"] == {"limit": "user.requestsPerMinute", "model": "test/model", "kind": "chat",
+                                  "subject": "alice"}
+
+
+def test_anon_callers_are_told_apart_by_ip(gw: Any) -> None:
+    _set(gw, perUser={"requestsPerMinute": 1})
+    _next_window_is_far()
+    anon = gw.user(role="anon", sub="anon-key")
+    one = {**anon, "X-Forwarded-For": "203.0.113.1"}
+    two = {**anon, "X-Forwarded-For": "203.0.113.2"}
+    assert _admit(gw, one).status_code == 200
+    assert _admit(gw, one).status_code == 429
+    r = _admit(gw, two)
+    assert r.status_code == 200 and r.json()["subject"] == "anon-key:203.0.113.2"
+
+
+def test_project_limit_spans_users_and_admin_keys_are_exempt_unless_configured(gw: Any) -> None:
+    _set(gw, perProject={"requestsPerMinute": 2})
+    _next_window_is_far()
+    assert _admit(gw, gw.user(sub="a")).status_code == 200
+    assert _admit(gw, gw.user(sub="b")).status_code == 200
+    r = _admit(gw, gw.user(sub="c"))
+    assert r.status_code == 429 and "for this project" in r.json()["message"]
+    r = _admit(gw, gw.admin())
+    assert r.status_code == 200 and "X-RateLimit-Limit" not in r.headers
+
+    _set(gw, perProject={"requestsPerMinute": 2}, exemptAdmins=False)
+    assert _admit(gw, gw.admin()).status_code == 429
+
+
+def test_no_limits_no_headers(gw: Any) -> None:
+    r = _admit(gw, gw.user())
+    assert r.status_code == 200 and "X-RateLimit-Limit" not in r.headers
+
+
+def test_daily_token_quota_lets_the_crossing_call_finish_then_402s(gw: Any, sql: Any) -> None:
+    _set(gw, perUser={"tokensPerDay": 100})
+    u = gw.user(sub="quota-user")
+    assert _admit(gw, u, tokens=60).status_code == 200
+    assert _admit(gw, u, tokens=60).status_code == 200  # started at 60 < 100: finishes, ends at 120
+    r = _admit(gw, u)
+    assert r.status_code == 402
+    body = r.json()
+    assert body["error"] == "QUOTA_EXCEEDED" and body["statusCode"] == 402
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    assert f"It resets at {tomorrow}T00:00:00Z" in body["message"] and "daily token quota" in body["message"]
+    assert _admit(gw, gw.user(sub="someone-else")).status_code == 200
+    rows = _audit(sql, "QUOTA_EXCEEDED")
+    assert [r["details"]["limit"] for r in rows] == ["user.tokensPerDay"]
+
+
+def test_user_override_beats_the_default(gw: Any) -> None:
+    _set(gw, perUser={"tokensPerDay": 10, "requestsPerMinute": 1})
+    admin = gw.admin()
+    r = gw.client.put("/api/ai/limits/users/vip", json={"tokensPerDay": None, "requestsPerMinute": 50},
+                      headers=admin)
+    assert r.status_code == 200
+    _next_window_is_far()
+    vip, plain = gw.user(sub="vip"), gw.user(sub="plain")
+    for _ in range(3):
+        r = _admit(gw, vip, tokens=100)
+        assert r.status_code == 200 and r.headers["X-RateLimit-Limit"] == "50"
+    assert _admit(gw, plain, tokens=100).status_code == 200
+    assert _admit(gw, plain).status_code == 402  # tokens first: a quota refusal uses no rate slot
+    assert gw.client.get("/api/ai/limits/users/vip", headers=admin).json()["usage"]["tokensToday"] == 300
+
+    gw.client.delete("/api/ai/limits/users/vip", headers=admin)
+    assert _admit(gw, vip).status_code == 402  # back on the defaults
+
+
+def test_monthly_spend_quota_counts_upstream_cost(gw: Any) -> None:
+    _set(gw, perProject={"spendPerMonthUsd": 0.01})
+    u = gw.user(sub="spender")
+    assert _admit(gw, u, tokens=10, cost="0.006").status_code == 200
+    assert _admit(gw, u, tokens=10, cost="0.006").status_code == 200
+    r = _admit(gw, gw.user(sub="another"))
+    assert r.status_code == 402 and "this project's monthly spend quota (0.01 USD)" in r.json()["message"]
+    nxt = limits.quota_reset("spendPerMonthUsd", datetime.now(UTC))
+    assert nxt.isoformat().replace("+00:00", "Z") in r.json()["message"]
+
+
+class CountingDb:
+    """Counts database round trips by wrapping the real Database's `run`."""
+
+    def __init__(self, svc: Services) -> None:
+        self.calls = 0
+        real = svc.db.run
+
+        async def run(work: Callable[[Conn], Awaitable[T]]) -> T:
+            self.calls += 1
+            return await real(work)
+
+        svc.db.run = run  # type: ignore[method-assign]
+
+
+def test_round_trips(base_settings: Settings, sql: Any) -> None:
+    """Nothing configured: no round trip after the cached load. Configured: exactly one per call."""
+    sql("TRUNCATE ai.limit_settings, ai.limit_overrides, ai.rate_counters, ai.quota_counters")
+    svc = Services.from_settings(base_settings.with_overrides(config_cache_ttl_s=60.0))
+    counter = CountingDb(svc)
+    who = Principal(role="authenticated", user_id="rt")
+
+    async def scenario() -> tuple[int, int, int]:
+        for _ in range(5):
+            await limits.admit(svc, who, "127.0.0.1", model="m", kind="chat")
+        unconfigured = counter.calls
+        sql("""INSERT INTO ai.limit_settings (id, body) VALUES ('project', '{"perUser": {"requestsPerMinute": 100,
+               "tokensPerDay": 1000}, "perProject": {"spendPerMonthUsd": 5}}')""")
+        limits.cache(svc).invalidate()
+        await limits.admit(svc, who, "127.0.0.1", model="m", kind="chat")  # reload + admit
+        before = counter.calls
+        for _ in range(5):
+            await limits.admit(svc, who, "127.0.0.1", model="m", kind="chat")
+        per_call = (counter.calls - before) / 5
+        exempt = counter.calls
+        await limits.admit(svc, Principal(role="project_admin", via_api_key=True), None, model="m", kind="chat")
+        await svc.aclose()
+        return unconfigured, int(per_call), counter.calls - exempt
+
+    unconfigured, per_call, exempt = asyncio.run(scenario())
+    assert unconfigured == 1 and per_call == 1 and exempt == 0
+
+
+def test_charge_never_raises(base_settings: Settings) -> None:
+    svc = Services.from_settings(base_settings.with_overrides(database_url="postgresql://nobody@127.0.0.1:1/x",
+                                                              db_connect_timeout_s=1))
+    asyncio.run(limits.charge(svc, limits.Admission(subject="x"), tokens=5, cost_usd=0.1))
