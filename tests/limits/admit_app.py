@@ -56,3 +56,11 @@ def app_for(services: Services) -> GatewayApp:
 def create_app() -> GatewayApp:
     """uvicorn factory for a separate server process: settings from the environment."""
     return app_for(Services.from_settings(Settings.from_env()))
+
+
+def create_chat_app() -> GatewayApp:
+    """The same, plus the real chat route (upstream: the simulator named in the environment)."""
+    from aigateway.api import chat, configs
+
+    svc = Services.from_settings(Settings.from_env())
+    return build_app(chat.router, configs.router, limits_api.router, services=svc)
