@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from ..services import Services
-from . import configs, embeddings, gateway_keys, images, limits, usage
+from . import configs, embeddings, gateway_keys, images, limits, openai_compat, usage
 from .app import GatewayApp, build_app
 
 
 def local_app(services: Services) -> GatewayApp:
     routers = [configs.router, usage.router]
     routers += [images.router, embeddings.router]
+    routers += [openai_compat.router]
     routers += [limits.router]
     routers += [gateway_keys.router]
     return build_app(*routers, services=services, title="AI Gateway (local)")
