@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from ..services import Services
-from . import configs, embeddings, gateway_keys, images, limits, openai_compat, usage
+from . import chat, configs, embeddings, gateway_keys, images, limits, openai_compat, usage
 from .app import GatewayApp, build_app
 
 
 def local_app(services: Services) -> GatewayApp:
-    routers = [configs.router, usage.router]
+    routers = [chat.router, configs.router, usage.router]
     routers += [images.router, embeddings.router]
     routers += [openai_compat.router]
     routers += [limits.router]
