@@ -24,7 +24,7 @@ from ..settings import Settings
 from . import health
 from .deps import request_id
 from .middleware import BodyLimit, RequestId
-from .responses import JSON, error_response
+from .responses import ERROR_SCHEMA, JSON, error_response
 
 log = logging.getLogger("aigateway")
 
@@ -87,8 +87,43 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSON:
     return error_response(err, rid)
 
 
+_ERROR_STATUSES = {
+    "400": "Invalid input, model not enabled, token limit, or content blocked",
+    "401": "Missing or invalid credentials, or the upstream refused our key",
+    "402": "Quota used up",
+    "403": "Not allowed (admin route, anonymous access off)",
+    "404": "Not found",
+    "413": "Request body too large",
+    "429": "Rate limited",
+    "500": "Unexpected error (body carries the request id)",
+    "502": "Upstream unavailable",
+    "503": "Database, key store or upstream key not available",
+}
+
+
 class GatewayApp(FastAPI):
-    """FastAPI whose last-resort 500 is final: Starlette re-raises after answering, we stop it here."""
+    """FastAPI whose last-resort 500 is final: Starlette re-raises after answering, we stop it here.
+
+    Its OpenAPI document states what the gateway really answers: the contract's error body for
+    every error status, and 400 (not FastAPI's 422) for validation errors.
+    """
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema:
+            return self.openapi_schema
+        doc = super().openapi()
+        doc.setdefault("components", {}).setdefault("schemas", {})["GatewayError"] = ERROR_SCHEMA
+        body = {"application/json": {"schema": {"$ref": "#/components/schemas/GatewayError"}}}
+        for ops in doc.get("paths", {}).values():
+            for op in ops.values():
+                responses = op.setdefault("responses", {})
+                responses.pop("422", None)
+                for status, text in _ERROR_STATUSES.items():
+                    responses.setdefault(status, {"description": text, "content": body})
+        for name in ("HTTPValidationError", "ValidationError"):
+            doc["components"]["schemas"].pop(name, None)
+        self.openapi_schema = doc
+        return doc
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:

@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 from ..errors import GatewayError
 
 
-class JSON(Response):
-    """orjson-encoded JSON: several times faster than the stdlib for large bodies (embeddings)."""
+class JSON(JSONResponse):
+    """orjson-encoded JSON: several times faster than the stdlib for large bodies (embeddings).
 
-    media_type = "application/json"
+    A JSONResponse subclass so FastAPI documents these bodies as JSON in the OpenAPI document.
+    """
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
@@ -24,3 +25,19 @@ def error_response(err: GatewayError, request_id: str | None = None) -> JSON:
     if request_id:
         headers["x-request-id"] = request_id
     return JSON(err.body(), status_code=err.status, headers=headers)
+
+
+# The error body, as documented for every operation in the OpenAPI document.
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "message", "statusCode"],
+    "properties": {
+        "error": {
+            "anyOf": [{"type": "string"}, {"type": "object"}],
+            "description": "The machine code (CONTRACT §5); an object on the OpenAI-compatible routes.",
+        },
+        "message": {"type": "string"},
+        "statusCode": {"type": "integer"},
+        "nextActions": {"type": "string"},
+    },
+}
