@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -95,53 +95,44 @@ async def records(
     return rows, int(total["n"]) if total else 0
 
 
-# GET /usage/summary reads whole UTC days from the daily rollups and everything else from raw rows,
-# in one statement so the rollups, the rollup state and the raw rows come from one snapshot. For
-# every day D <= rolled_through, usage_daily holds exactly the rows of D stamped inserted_at <=
-# watermark (migrations/004_usage_daily.sql), so the answer is:
-#   rollups of the whole days in [start, end] up to rolled_through    (span: lo <= day < hi)
-# + raw rows in [start, end] before and after that span               (the partial edges, today)
-# + raw rows inside the span inserted after the watermark             (late rows; index on inserted_at)
-# which equals the aggregation over raw rows whatever the rollup's lag.
-_SPAN = """WITH st AS (
-    SELECT watermark, rolled_through FROM {s}.usage_rollup_state WHERE id = 'usage_daily'
-), span AS (
-    SELECT st.watermark AS wm,
-           COALESCE(((%(start)s::timestamptz AT TIME ZONE 'UTC') - interval '1 microsecond')::date + 1,
-                    '-infinity'::date) AS lo,
-           LEAST(((%(end)s::timestamptz AT TIME ZONE 'UTC') + interval '1 microsecond')::date,
-                 st.rolled_through + 1) AS hi
-      FROM st
-), cut AS (
-    SELECT wm, lo, hi, lo::timestamp AT TIME ZONE 'UTC' AS a, hi::timestamp AT TIME ZONE 'UTC' AS b
-      FROM span WHERE lo < hi
-    UNION ALL
-    SELECT NULL, NULL, NULL, '-infinity'::timestamptz, '-infinity'::timestamptz
-     WHERE NOT EXISTS (SELECT 1 FROM span WHERE lo < hi)
+# GET /usage/summary reads whole UTC days from the daily rollups and everything else from raw rows.
+# For every day D <= rolled_through, usage_daily holds exactly the rows of D stamped inserted_at <=
+# watermark (migrations/004_usage_daily.sql), so the answer is
+#   rollups of the whole days in [start, end] up to rolled_through     (lo <= day < hi)
+# + raw rows in [start, end] before and after those days               (created_at < a, >= b: the
+#                                                                      partial edges, today, lag)
+# + raw rows of those days inserted after the watermark                (late rows, by inserted_at)
+# which equals the aggregation over raw rows whatever the rollup's lag. The state is read first so
+# the planner sees real bounds (the late-row branch then uses the inserted_at index); the main
+# statement checks in its own snapshot that the state is still the same, and the caller retries
+# if a rollup committed in between.
+_STATE = "SELECT watermark, rolled_through FROM {s}.usage_rollup_state WHERE id = 'usage_daily'"
+_RAW = """SELECT (u.created_at AT TIME ZONE 'UTC')::date AS day, u.model_id, u.user_id, 1 AS requests,
+           u.input_tokens, u.output_tokens, COALESCE(u.input_tokens, 0) + COALESCE(u.output_tokens, 0),
+           u.image_count, u.cost_usd
+      FROM {s}.usage u """
+_SRC = (
+    """WITH ok AS (
+    SELECT %(wm)s::timestamptz IS NULL OR EXISTS (
+        SELECT 1 FROM {s}.usage_rollup_state
+         WHERE id = 'usage_daily' AND watermark = %(wm)s AND rolled_through = %(through)s) AS ok
 ), src AS (
     SELECT d.day, d.model_id, d.user_id, d.requests, d.input_tokens, d.output_tokens, d.total_tokens,
            d.image_count, d.cost_usd
-      FROM cut JOIN {s}.usage_daily d ON d.day >= cut.lo AND d.day < cut.hi
-     WHERE (%(user_id)s::text IS NULL OR d.user_id = %(user_id)s)
+      FROM {s}.usage_daily d
+     WHERE d.day >= %(lo)s AND d.day < %(hi)s
+       AND (%(user_id)s::text IS NULL OR d.user_id = %(user_id)s)
        AND (%(config_id)s::uuid IS NULL OR d.config_id = %(config_id)s)
-    UNION ALL
-    SELECT """
-_RAW = """(u.created_at AT TIME ZONE 'UTC')::date, u.model_id, u.user_id, 1, u.input_tokens, u.output_tokens,
-           COALESCE(u.input_tokens, 0) + COALESCE(u.output_tokens, 0), u.image_count, u.cost_usd"""
-_SRC = (
-    _SPAN
+    UNION ALL """
     + _RAW
-    + " FROM cut JOIN {s}.usage u ON u.created_at < cut.a "
     + _FILTER
-    + " UNION ALL SELECT "
+    + " AND u.created_at < %(a)s UNION ALL "
     + _RAW
-    + " FROM cut JOIN {s}.usage u ON u.created_at >= cut.b "
     + _FILTER
-    + " UNION ALL SELECT "
+    + " AND u.created_at >= %(b)s UNION ALL "
     + _RAW
-    + " FROM cut JOIN {s}.usage u ON u.inserted_at > cut.wm + interval '1 day' AND u.created_at >= cut.a AND u.created_at < cut.b "
     + _FILTER
-    + ")"
+    + " AND u.inserted_at > %(wm)s AND u.created_at >= %(a)s AND u.created_at < %(b)s)"
 )
 
 _GROUPS = {
@@ -155,7 +146,34 @@ _TOTALS = """COALESCE(SUM(s.input_tokens), 0) AS total_input_tokens,
              COALESCE(SUM(s.total_tokens), 0) AS total_tokens,
              COALESCE(SUM(s.image_count), 0) AS total_image_count,
              COALESCE(SUM(s.requests), 0) AS total_requests,
-             COALESCE(SUM(s.cost_usd), 0) AS total_cost_usd"""
+             COALESCE(SUM(s.cost_usd), 0) AS total_cost_usd,
+             (SELECT ok FROM ok) AS consistent"""
+
+_NEVER = datetime.min.replace(tzinfo=UTC)
+_DAY, _MICRO = timedelta(days=1), timedelta(microseconds=1)
+
+
+def _span(start: datetime | None, end: datetime | None, state: dict[str, Any] | None) -> dict[str, Any]:
+    """Bounds for `_SRC`: the whole UTC days [lo, hi) inside [start, end] that the rollups cover,
+    as instants [a, b); none (raw rows only) without a rollup state or without such days."""
+    none = {"wm": None, "through": None, "lo": date.min, "hi": date.min, "a": _NEVER, "b": _NEVER}
+    if not state:
+        return none
+    through: date = state["rolled_through"]
+    hi = through + _DAY
+    try:
+        lo = (start.astimezone(UTC) - _MICRO).date() + _DAY if start else date.min
+        if end:
+            hi = min(hi, (end.astimezone(UTC) + _MICRO).date())
+    except OverflowError:  # a bound at the ends of the calendar: read raw rows
+        return none
+    if lo >= hi:
+        return none
+
+    def midnight(d: date) -> datetime:
+        return _NEVER if d == date.min else datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+    return {"wm": state["watermark"], "through": through, "lo": lo, "hi": hi, "a": midnight(lo), "b": midnight(hi)}
 
 
 async def summary(
@@ -173,20 +191,30 @@ async def summary(
     rollups where they cover whole days. Totals and groups come from one statement (the empty
     grouping set is the total), so they always agree.
     """
+    key = _GROUPS[group_by] if group_by else None
+    if key:
+        query = (
+            _SRC
+            + f" SELECT {key} AS key, GROUPING({key}) AS is_total, "
+            + _TOTALS
+            + f" FROM src s GROUP BY GROUPING SETS (({key}), ()) ORDER BY GROUPING({key}), 1"
+        )
+    else:
+        query = _SRC + " SELECT 1 AS is_total, " + _TOTALS + " FROM src s"
     p = _params(start=start, end=end, config_id=config_id, user_id=user_id)
-    if not group_by:
-        total = await db.fetchone(_SRC + " SELECT " + _TOTALS + " FROM src s", p)
-        return total or {}, []
-    key = _GROUPS[group_by]
-    rows = await db.fetch(
-        _SRC
-        + f" SELECT {key} AS key, GROUPING({key}) AS is_total, "
-        + _TOTALS
-        + f" FROM src s GROUP BY GROUPING SETS (({key}), ()) ORDER BY GROUPING({key}), 1",
-        p,
-    )
+    rows: list[dict[str, Any]] = []
+    for attempt in range(3):
+        # A rollup committing between the two statements makes the state differ: read it again,
+        # and the third time read raw rows only, which needs no state.
+        state = await db.fetchone(_STATE) if attempt < 2 else None
+        rows = await db.fetch(query, {**p, **_span(start, end, state)})
+        if rows[0]["consistent"]:
+            break
     total = next((r for r in rows if r["is_total"]), {})
-    return total, [r for r in rows if not r["is_total"]]
+    groups = [r for r in rows if not r["is_total"]]
+    for r in rows:
+        del r["is_total"], r["consistent"]
+    return total, groups
 
 
 async def by_config(
