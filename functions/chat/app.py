@@ -4,7 +4,7 @@ Mangum would buffer the SSE stream, so this function has no Lambda handler of it
 turns each function-URL request into HTTP to uvicorn and streams the answer back (RESPONSE_STREAM).
 """
 
-from aigateway.api import chat
+from aigateway.api import chat, openai_compat
 from aigateway.api.app import build_app
 
-app = build_app(chat.router)
+app = build_app(chat.router, openai_compat.chat_router)

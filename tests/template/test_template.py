@@ -128,6 +128,7 @@ FRONT_DOOR_ROUTES = {
     "/api/ai/usage*": "UsageFunction",
     "/api/ai/audit*": "UsageFunction",
     "/api/ai/gateway/*": "GatewayKeysFunction",
+    "/api/ai/credits": "GatewayKeysFunction",
 }
 ALL_METHODS = {"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"}
 LAYER_REQUIREMENTS = [
@@ -136,7 +137,6 @@ LAYER_REQUIREMENTS = [
     "uvicorn[standard]>=0.30",
     "aiohttp>=3.10",
     "psycopg[binary]>=3.2",
-    "pyjwt>=2.9",
     "cryptography>=43",
     "orjson>=3.10",
     "aws-lambda-powertools>=3.0",

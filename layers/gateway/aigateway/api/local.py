@@ -8,9 +8,6 @@ from .app import GatewayApp, build_app
 
 
 def local_app(services: Services) -> GatewayApp:
-    routers = [chat.router, configs.router, usage.router]
-    routers += [images.router, embeddings.router]
-    routers += [openai_compat.router]
-    routers += [limits.router]
-    routers += [gateway_keys.router]
+    routers = [chat.router, images.router, embeddings.router, openai_compat.router]
+    routers += [configs.router, limits.router, usage.router, gateway_keys.router]
     return build_app(*routers, services=services, title="AI Gateway (local)")
