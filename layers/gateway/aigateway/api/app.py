@@ -165,7 +165,8 @@ def build_app(*routers: APIRouter, services: Services | None = None, title: str 
         allow_origin_regex=".*",
         allow_credentials=True,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "x-api-key", "x-request-id"],
+        # Any request header: browsers running SDKs send their own (the OpenAI JS SDK's x-stainless-*).
+        allow_headers=["*"],
         expose_headers=[
             "x-request-id",
             "Retry-After",
