@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import limits
@@ -24,17 +23,7 @@ from .deps import Admin, Svc, client_ip
 from .params import parse_int
 from .responses import JSON
 
-
-class _DocumentedJSON(JSONResponse):
-    """Only for the OpenAPI document: FastAPI publishes a route's response model only when its
-    response class is a JSONResponse, and `responses.JSON` is a plain Response (so it documents
-    `string`). The handlers still return `JSON`; this class never renders a body."""
-
-    def render(self, content: Any) -> bytes:
-        return bytes(JSON(content).body)
-
-
-router = APIRouter(tags=["limits"], default_response_class=_DocumentedJSON)
+router = APIRouter(tags=["limits"], default_response_class=JSON)
 
 _MAX_RATE = 1_000_000
 _MAX_TOKENS = 10**15
