@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any
 
 import orjson
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from ..errors import GatewayError
 
@@ -18,6 +20,31 @@ class JSON(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+class SSEResponse(StreamingResponse):
+    """An event stream whose `on_close` runs however it ends: finished, failed or abandoned.
+
+    Starlette skips a StreamingResponse's background task when the server reports a client
+    disconnect by raising (ASGI spec 2.4); closing the upstream and recording the tokens
+    already generated must not depend on which way the caller went away.
+    """
+
+    def __init__(
+        self,
+        content: AsyncIterable[bytes],
+        *,
+        headers: dict[str, str],
+        on_close: Callable[[], Awaitable[None]],
+    ) -> None:
+        super().__init__(content, media_type="text/event-stream", headers=headers)
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._on_close()
 
 
 def error_response(err: GatewayError, request_id: str | None = None) -> JSON:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
 from starlette.background import BackgroundTask
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from .. import sse
-from ..api.responses import JSON
+from ..api.responses import JSON, SSEResponse
 from ..credentials import ResolvedKey
 from ..openrouter import UpstreamStream
 from ..schemas import ChatRequest
@@ -83,11 +84,10 @@ async def chat_completion(svc: Services, ctx: CallContext, req: ChatRequest) -> 
     if req.stream:
         stream, key = await chat.open_stream(svc, prep)
         state = StreamState()
-        return StreamingResponse(
+        return SSEResponse(
             relay(stream, state),
-            media_type="text/event-stream",
             headers={**SSE_HEADERS, **prep.admission.headers},
-            background=BackgroundTask(finish_stream, svc, prep, stream, state, key),
+            on_close=partial(finish_stream, svc, prep, stream, state, key),
         )
     upstream, key = await chat.complete(svc, prep)
     record = chat.usage_record(prep, key, served_model=upstream.get("model"), usage=upstream.get("usage"))

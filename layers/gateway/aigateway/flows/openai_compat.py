@@ -24,16 +24,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import aiohttp
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from starlette.background import BackgroundTask
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from .. import sse
-from ..api.responses import JSON
+from ..api.responses import JSON, SSEResponse
 from ..errors import INVALID_INPUT, GatewayError, invalid_input
 from ..openrouter import UpstreamStream
 from ..schemas import ChatRequest, EmbeddingsRequest, Message, ModelId, Tool, ToolChoiceNamed
@@ -220,11 +221,10 @@ async def chat_completions(svc: Services, ctx: CallContext, req: OpenAIChatReque
     if native.stream:
         stream, key = await chat.open_stream(svc, prep)
         state = StreamState()
-        return StreamingResponse(
+        return SSEResponse(
             relay(stream, state, prep, include_usage=req.include_usage),
-            media_type="text/event-stream",
             headers={**SSE_HEADERS, **prep.admission.headers},
-            background=BackgroundTask(finish_stream, svc, prep, stream, state, key),
+            on_close=partial(finish_stream, svc, prep, stream, state, key),
         )
     upstream, key = await chat.complete(svc, prep)
     record = chat.usage_record(prep, key, served_model=upstream.get("model"), usage=upstream.get("usage"))
