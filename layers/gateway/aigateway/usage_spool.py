@@ -25,7 +25,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from .db import Database
+from .db import Database, GroupCommit
+from .errors import GatewayError
 from .settings import Settings
 from .store import usage as store
 from .store.usage import UsageRecord
@@ -121,6 +122,10 @@ class SqsSpool:
         return False  # drained by the scheduled function, not by request handlers
 
 
+class _BatchRefused(Exception):
+    """The database refused a multi-row insert (not: could not be reached)."""
+
+
 class UsageRecorder:
     """Writes usage rows; on failure spools them and (locally) retries in the background."""
 
@@ -133,11 +138,29 @@ class UsageRecorder:
         )
         self._drainer: asyncio.Task[None] | None = None
         self.retry_interval_s = 2.0
+        # Rows of requests that finish together share one INSERT (db.GroupCommit); alone, a row
+        # is inserted at once exactly as before.
+        self._writes: GroupCommit[UsageRecord] = GroupCommit(self._insert)
+
+    async def _insert(self, records: list[UsageRecord]) -> None:
+        try:
+            await store.insert_batch(self.db, records)
+        except GatewayError:
+            raise  # the database is unreachable
+        except Exception as exc:
+            if len(records) > 1:
+                raise _BatchRefused from exc
+            raise
 
     async def record(self, record: UsageRecord) -> None:
         """Never raises: the caller's answer is already paid for."""
         try:
-            await store.insert(self.db, record)
+            try:
+                await self._writes.submit(record)
+            except _BatchRefused:
+                # The database refused a batch: insert this row alone, so one bad row cannot
+                # take the rows batched with it to the spool.
+                await store.insert(self.db, record)
         except Exception as exc:
             log.warning("usage insert failed (%s); spooling %s", type(exc).__name__, record.request_id)
             try:

@@ -6,16 +6,18 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..db import GroupCommit
 from ..errors import AI_INVALID_MODEL, GatewayError
+from ..limits import Admission
 from ..store.configs import Config
 from ..store.usage import UsageRecord
 
 if TYPE_CHECKING:
     from ..auth import Principal
-    from ..limits import Admission
     from ..services import Services
 
 log = logging.getLogger(__name__)
+_CHARGES_KEY = "charges"
 
 
 @dataclass
@@ -66,10 +68,32 @@ async def settle(svc: Services, admission: Admission | None, record: UsageRecord
     """
     await svc.usage.record(record)
     if admission is not None:
-        from .. import limits
-
         tokens = (record.input_tokens or 0) + (record.output_tokens or 0)
         try:
-            await limits.charge(svc, admission, tokens=tokens, cost_usd=record.cost_usd)
+            await _charges(svc).submit((admission.subject, tokens, record.cost_usd))
         except Exception:
             log.exception("charging usage against limits failed")
+
+
+Charge = tuple[str, int, float | None]  # (subject, tokens, cost in USD)
+
+
+def _charges(svc: Services) -> GroupCommit[Charge]:
+    """The process's charge writer: answers that finish together are charged in one statement
+    per subject (their tokens and spend summed, which adds up to the same counters), instead
+    of one round trip each (db.GroupCommit; a lone answer is charged at once)."""
+    found = svc.extras.get(_CHARGES_KEY)
+    if not isinstance(found, GroupCommit):
+
+        async def write(items: list[Charge]) -> None:
+            from .. import limits
+
+            totals: dict[str, tuple[int, float | None]] = {}
+            for subject, tokens, cost in items:
+                t, c = totals.get(subject, (0, None))
+                totals[subject] = (t + tokens, c if cost is None else (c or 0.0) + cost)
+            for subject, (tokens, cost) in totals.items():
+                await limits.charge(svc, Admission(subject=subject), tokens=tokens, cost_usd=cost)
+
+        found = svc.extras[_CHARGES_KEY] = GroupCommit(write)
+    return found

@@ -50,6 +50,33 @@ async def insert(db: Database, record: UsageRecord) -> None:
     await db.execute(_INSERT, record.to_dict())
 
 
+# Many rows in one statement of constant text (so it can be prepared): one array per column,
+# zipped back into rows by unnest. Same NULLIF / COALESCE rules and conflict handling as _INSERT.
+_INSERT_BATCH = """INSERT INTO {s}.usage
+    (request_id, config_id, model_id, kind, input_tokens, output_tokens, image_count, image_resolution,
+     user_id, cost_usd, key_source, latency_ms, created_at)
+    SELECT r.request_id, r.config_id, r.model_id, r.kind, NULLIF(r.input_tokens, 0), NULLIF(r.output_tokens, 0),
+           NULLIF(r.image_count, 0), r.image_resolution, r.user_id, r.cost_usd, r.key_source, r.latency_ms,
+           COALESCE(r.created_at, now())
+      FROM unnest(%s::text[], %s::uuid[], %s::text[], %s::text[], %s::integer[], %s::integer[], %s::integer[],
+                  %s::text[], %s::text[], %s::numeric[], %s::text[], %s::integer[], %s::timestamptz[])
+           AS r (request_id, config_id, model_id, kind, input_tokens, output_tokens, image_count,
+                 image_resolution, user_id, cost_usd, key_source, latency_ms, created_at)
+    ON CONFLICT (request_id) DO NOTHING"""
+_COLUMNS = (
+    "request_id", "config_id", "model_id", "kind", "input_tokens", "output_tokens", "image_count",
+    "image_resolution", "user_id", "cost_usd", "key_source", "latency_ms", "created_at",
+)
+
+
+async def insert_batch(db: Database, records: list[UsageRecord]) -> None:
+    """Insert several rows in one round trip (the recorder's group commit); one row = `insert`."""
+    if len(records) == 1:
+        await insert(db, records[0])
+        return
+    await db.execute(_INSERT_BATCH, [[getattr(r, c) for r in records] for c in _COLUMNS])
+
+
 async def insert_many(db: Database, records: list[UsageRecord]) -> None:
     async def work(conn: Conn) -> None:
         async with conn.transaction():
