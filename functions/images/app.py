@@ -5,4 +5,6 @@ from aigateway.api.app import build_app
 from mangum import Mangum
 
 app = build_app(images.router)
-handler = Mangum(app, lifespan="auto")
+# "off": Mangum would run the ASGI lifespan around every invocation, and build_app's shutdown
+# closes the services (database connection, upstream session), so each request would reconnect.
+handler = Mangum(app, lifespan="off")

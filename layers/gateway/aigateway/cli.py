@@ -105,6 +105,16 @@ def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def summarize(args: argparse.Namespace) -> int:
+    """One usage rollup run, as the hourly schedule does: drain the spool, roll up, print the report."""
+    from .rollup import main as roll_up
+
+    settings = Settings.from_env()
+    if not settings.database_url and not settings.db_secret_arn:
+        settings = prepare_local(settings)
+    return roll_up(settings)
+
+
 def simulate(args: argparse.Namespace) -> int:
     from .simulator import serve as serve_simulator
 
@@ -138,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=serve)
     p = sub.add_parser("migrate", help="apply database migrations")
     p.set_defaults(fn=migrate)
+    p = sub.add_parser("summarize", help="roll usage up into daily rows now (what the hourly schedule runs)")
+    p.set_defaults(fn=summarize)
     p = sub.add_parser("simulate", help="serve the OpenRouter simulator")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8090)
