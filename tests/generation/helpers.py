@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -26,3 +27,24 @@ def sim_chats(sim_url: str) -> list[dict[str, Any]]:
 
 def sim_reset(sim_url: str) -> None:
     httpx.post(sim_url + "/_sim/reset")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+    """Poll until `predicate()` is truthy (usage rows land after the response); its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def wait_usage(sql: Any, n: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """The usage rows, once at least `n` have been written (or the timeout passed)."""
+
+    def rows() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = sql("SELECT * FROM ai.usage ORDER BY created_at")
+        return found
+
+    wait_for(lambda: len(rows()) >= n, timeout)
+    return rows()

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import sim_chats, sse_events
+from .helpers import sim_chats, sse_events, wait_usage
 
 MODEL = "openai/gpt-4o-mini"
 HELLO = [{"role": "user", "content": "Say hello to the gateway"}]
@@ -18,15 +18,6 @@ def _usage_row(sql: Any) -> dict[str, Any]:
     return rows[0]
 
 
-def _wait_usage(sql: Any, n: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = sql("SELECT * FROM ai.usage ORDER BY created_at")
-        if len(rows) >= n or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
 
 
 def test_plain_chat_shape_prompt_and_usage(gateway: Any, simulator: Any, sql: Any) -> None:
@@ -60,7 +51,7 @@ def test_plain_chat_shape_prompt_and_usage(gateway: Any, simulator: Any, sql: An
     assert body["model"] == MODEL and body["usage"] == expected_usage
     assert "tool_calls" not in body and "annotations" not in body
 
-    row = _wait_usage(sql)[0]
+    row = wait_usage(sql)[0]
     assert row["config_id"] is not None and str(row["config_id"]) == config_id
     assert (row["input_tokens"], row["output_tokens"]) == (reported["prompt_tokens"], reported["completion_tokens"])
     assert float(row["cost_usd"]) == pytest.approx(reported["cost"])
@@ -109,7 +100,7 @@ def test_thinking_suffix_needs_its_own_configuration(gateway: Any, simulator: An
     assert sim_chats(simulator.url)[-1]["body"]["model"] == "deepseek/deepseek-r1:thinking"
     assert r.json()["metadata"]["model"] == "deepseek/deepseek-r1:thinking"
     assert r.json()["reasoning"]
-    assert _wait_usage(sql)[0]["model_id"] == "deepseek/deepseek-r1:thinking"
+    assert wait_usage(sql)[0]["model_id"] == "deepseek/deepseek-r1:thinking"
 
 
 TOOLS = [
@@ -303,4 +294,4 @@ def test_a_caller_chosen_request_id_cannot_suppress_usage_rows(gateway: Any, sql
         r = gateway.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": HELLO},
                                 headers={**gateway.user(sub="replayer"), "x-request-id": "same-id"})
         assert r.status_code == 200
-    assert len(_wait_usage(sql, 2)) == 2
+    assert len(wait_usage(sql, 2)) == 2

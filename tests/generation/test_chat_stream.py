@@ -6,20 +6,12 @@ import itertools
 import time
 from typing import Any
 
-from .helpers import sim_chats, sse_events
+from .helpers import sim_chats, sse_events, wait_for
 
 MODEL = "openai/gpt-4o-mini"
 HELLO = [{"role": "user", "content": "Stream me a story"}]
 
 
-def _wait(predicate: Any, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    return predicate()
 
 
 def test_stream_events_order_usage_and_row(gateway: Any, simulator: Any, sql: Any) -> None:
@@ -47,7 +39,7 @@ def test_stream_events_order_usage_and_row(gateway: Any, simulator: Any, sql: An
     plain = gateway.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": HELLO},
                                 headers={**gateway.user(), "x-sim-chunks": "6"}).json()
     assert "".join(chunks) == plain["text"]
-    rows = _wait(lambda: sql("SELECT * FROM ai.usage WHERE user_id = 'bob'"))
+    rows = wait_for(lambda: sql("SELECT * FROM ai.usage WHERE user_id = 'bob'"))
     assert len(rows) == 1
     assert (rows[0]["input_tokens"], rows[0]["output_tokens"]) == (reported["prompt_tokens"],
                                                                    reported["completion_tokens"])
@@ -91,7 +83,7 @@ def test_mid_stream_failure_ends_with_an_error_event(gateway: Any, sql: Any) -> 
     assert [e for e in events if "chunk" in e] == events[:2]
     assert events[-1]["error"] is True and events[-1]["message"].startswith("Failed to stream response:")
     assert not any("done" in e for e in events)
-    rows = _wait(lambda: sql("SELECT * FROM ai.usage"))
+    rows = wait_for(lambda: sql("SELECT * FROM ai.usage"))
     assert len(rows) == 1 and rows[0]["output_tokens"] > 0  # the two chunks produced were counted
 
 
@@ -121,8 +113,8 @@ def test_client_disconnect_cancels_upstream_and_records_tokens(gateway: Any, sim
                 got += 1
                 if got == 3:
                     break  # leaving the block closes the connection mid-stream
-    entry = _wait(lambda: next((e for e in sim_chats(simulator.url) if e["cancelled"]), None))
+    entry = wait_for(lambda: next((e for e in sim_chats(simulator.url) if e["cancelled"]), None))
     assert entry is not None, "the upstream request was not cancelled"
     assert entry["chunks_sent"] < 40
-    rows = _wait(lambda: sql("SELECT * FROM ai.usage WHERE user_id = 'quitter'"))
+    rows = wait_for(lambda: sql("SELECT * FROM ai.usage WHERE user_id = 'quitter'"))
     assert len(rows) == 1 and rows[0]["output_tokens"] >= 1 and rows[0]["input_tokens"] >= 1

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import sim_log
+from .helpers import sim_log, wait_usage
 
 MODEL = "openai/text-embedding-3-small"
 ROUTE = "/api/ai/embeddings"
@@ -33,13 +33,6 @@ def _sim_embeddings(simulator: Any) -> list[dict[str, Any]]:
     return [e for e in sim_log(simulator.url) if e["path"].endswith("/embeddings")]
 
 
-def _wait_usage(sql: Any, n: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = sql("SELECT * FROM ai.usage ORDER BY created_at")
-        if len(rows) >= n or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
 
 
 def test_string_input_shape_upstream_body_and_usage_row(gateway: Any, simulator: Any, sql: Any) -> None:
@@ -64,7 +57,7 @@ def test_string_input_shape_upstream_body_and_usage_row(gateway: Any, simulator:
         "usage": {"promptTokens": reported["prompt_tokens"], "totalTokens": reported["total_tokens"]},
     }
 
-    [row] = _wait_usage(sql)
+    [row] = wait_usage(sql)
     assert row["request_id"] == r.headers["x-request-id"]
     assert row["kind"] == "embedding" and str(row["config_id"]) == config_id
     assert row["model_id"] == MODEL and row["user_id"] == "bob" and row["key_source"] == "env"
@@ -117,7 +110,7 @@ def test_many_inputs_in_one_large_answer(gateway: Any, sql: Any) -> None:
     assert len(data) == 300 and [d["index"] for d in data] == list(range(300))
     assert len(r.content) > 300 * 1536 * 8
     assert r.json()["metadata"]["usage"]["promptTokens"] == 300 * 4
-    [row] = _wait_usage(sql)
+    [row] = wait_usage(sql)
     assert row["input_tokens"] == 1200
 
 

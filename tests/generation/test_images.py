@@ -20,7 +20,7 @@ from aigateway.flows.images import INLINE_LIMIT_BYTES, aspect_ratio
 from aigateway.image_store import sign, signing_key
 from moto import mock_aws
 
-from .helpers import sim_chats
+from .helpers import sim_chats, wait_usage
 
 MODEL = "google/gemini-2.5-flash-image-preview"
 ROUTE = "/api/ai/image/generation"
@@ -51,13 +51,6 @@ def _dims(png: bytes) -> tuple[int, int]:
     return width, height
 
 
-def _wait_usage(sql: Any, n: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = sql("SELECT * FROM ai.usage ORDER BY created_at")
-        if len(rows) >= n or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
 
 
 def _camel(u: dict[str, Any]) -> dict[str, int]:
@@ -93,7 +86,7 @@ def test_one_image_shape_upstream_body_and_usage_row(gateway: Any, simulator: An
     reported = sent["usage"]
     assert body["metadata"] == {"model": MODEL, "usage": _camel(reported)}
 
-    [row] = _wait_usage(sql)
+    [row] = wait_usage(sql)
     assert row["request_id"] == r.headers["x-request-id"]
     assert row["kind"] == "image" and row["image_count"] == 1 and row["image_resolution"] is None
     assert row["config_id"] is not None and str(row["config_id"]) == config_id
@@ -128,7 +121,7 @@ def test_four_images_are_four_parallel_calls_summed(gateway: Any, simulator: Any
         "promptTokens": prompt, "completionTokens": completion,
         "totalTokens": sum(u["total_tokens"] for u in reported),
     }
-    [row] = _wait_usage(sql)
+    [row] = wait_usage(sql)
     assert row["image_count"] == 4
     assert (row["input_tokens"], row["output_tokens"]) == (prompt, completion)
     assert float(row["cost_usd"]) == pytest.approx(sum(u["cost"] for u in reported))
@@ -148,7 +141,7 @@ def test_size_quality_style_and_the_admins_system_prompt(gateway: Any, simulator
     assert "high definition" in content and "natural" in content
     assert "quality" not in upstream and "style" not in upstream and "size" not in upstream
 
-    [row] = _wait_usage(sql)
+    [row] = wait_usage(sql)
     assert row["image_resolution"] == "1792x1024"
 
 
@@ -174,7 +167,7 @@ def test_input_images_are_forwarded_as_image_url_parts(gateway: Any, simulator: 
         {"type": "image_url", "image_url": {"url": inputs[0]}},
         {"type": "image_url", "image_url": {"url": inputs[1]}},
     ]
-    [row] = _wait_usage(sql)
+    [row] = wait_usage(sql)
     assert row["input_tokens"] == sent["usage"]["prompt_tokens"] > 170  # 85 per input image part
 
 
@@ -224,7 +217,7 @@ def test_a_result_past_6mb_comes_back_as_a_signed_local_url(gateway: Any, simula
                      params={"expires": future, "sig": sign(key, missing, future)})
     assert gone.status_code == 404 and gone.json()["error"] == "NOT_FOUND"
 
-    [row] = _wait_usage(sql)
+    [row] = wait_usage(sql)
     assert row["image_count"] == 1
 
 
@@ -281,7 +274,7 @@ def test_one_failed_call_of_several_returns_the_others(make_gateway: Any, simula
     calls = sim_chats(simulator.url)
     assert sorted(c["status"] for c in calls) == [200, 200, 502]
     served = [c["usage"] for c in calls if c["status"] == 200]
-    [row] = _wait_usage(sql)
+    [row] = wait_usage(sql)
     assert row["image_count"] == 2
     assert row["output_tokens"] == sum(u["completion_tokens"] for u in served)
 
