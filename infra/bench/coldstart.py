@@ -89,7 +89,7 @@ def measure(repo: str, core: int | None, runs: int = 5) -> dict[str, dict[str, o
     from procs import median, pinned
 
     results: dict[str, dict[str, object]] = {}
-    functions = os.path.join(repo, "functions")
+    functions = os.path.join(os.path.abspath(repo), "functions")
     home = tempfile.mkdtemp(prefix="aigw-bench-cold-")
     for name in sorted(os.listdir(functions)):
         app = os.path.join(functions, name, "app.py")

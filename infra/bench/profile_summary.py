@@ -28,9 +28,19 @@ def _short(frame: str) -> str:
     return f"{m['fn']} ({path})"
 
 
+def _package(frame: str) -> str:
+    """The top-level package a (shortened) frame belongs to: `aigateway`, `fastapi`, `asyncio`..."""
+    m = re.search(r"\(([^()]*)\)$", frame)
+    path = m.group(1) if m else ""
+    if not path or path.startswith("<"):
+        return "other"
+    return path.split("/")[0].removesuffix(".py")
+
+
 def summarise(path: str, top: int, only: str | None) -> str:
     self_t: Counter[str] = Counter()
     incl: Counter[str] = Counter()
+    by_pkg: Counter[str] = Counter()
     total = 0
     with open(path) as fh:
         for line in fh:
@@ -41,9 +51,11 @@ def summarise(path: str, top: int, only: str | None) -> str:
             total += n
             frames = [_short(f) for f in stack.split(";")]
             self_t[frames[-1]] += n
+            by_pkg[_package(frames[-1])] += n
             for f in set(frames):
                 incl[f] += n
-    out = [f"{total} samples"]
+    out = [f"{total} samples", "", "Self time by package:"]
+    out += [f"{100 * n / total:6.1f}%  {name}" for name, n in by_pkg.most_common(12)]
     for title, counter in (("self", self_t), ("inclusive", incl)):
         out.append(f"\nTop {top} by {title} time:")
         shown = 0

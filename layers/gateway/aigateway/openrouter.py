@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 RETRYABLE = frozenset({408, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 MAX_RETRY_WAIT_S = 10.0
+RELEASE_WAIT_S = 0.05  # for the end of a finished stream's body before its connection is reused
 
 
 @dataclass
@@ -141,6 +142,20 @@ class UpstreamStream:
     def close(self) -> None:
         """Closing the connection is how the upstream learns the caller went away."""
         self._resp.close()
+
+    async def release(self) -> None:
+        """After a stream relayed to its end (`[DONE]`): keep the connection for the next call.
+
+        Only the end of the chunked body can be left unread; it is read (briefly), and the
+        connection goes back to the pool, so the next stream skips a TCP (and, against
+        OpenRouter, TLS) handshake. Anything else — the end not arriving, an error — closes it.
+        """
+        try:
+            await asyncio.wait_for(self._resp.content.read(), RELEASE_WAIT_S)
+        except (aiohttp.ClientError, TimeoutError):
+            self._resp.close()
+            return
+        self._resp.release()
 
 
 class OpenRouterClient:

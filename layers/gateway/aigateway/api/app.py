@@ -7,6 +7,7 @@ validation message format, 404/405 bodies, the size limit, CORS and the last-res
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -132,6 +133,20 @@ class GatewayApp(FastAPI):
             log.debug("exception after the 500 body was sent", exc_info=True)
 
 
+def freeze_startup_objects() -> None:
+    """Move everything alive after start-up out of the cyclic garbage collector's reach.
+
+    The imported modules, the app and its schemas are hundreds of thousands of objects that
+    live as long as the process; every full collection walked them all, and under load those
+    collections stalled requests (py-spy under `make bench`: p99 at concurrency 16 halved and
+    requests/s up ~15 % with the freeze). Garbage is collected first so nothing dead is kept.
+    Done once per process: a process that builds many apps (the tests) freezes only the first.
+    """
+    if gc.get_freeze_count() == 0:
+        gc.collect()
+        gc.freeze()
+
+
 def build_app(*routers: APIRouter, services: Services | None = None, title: str = "AI Gateway") -> GatewayApp:
     svc = services or Services.from_settings(Settings.from_env())
     # Server-side prepared statements halve the hot path's database time (db.py), but pin
@@ -140,6 +155,7 @@ def build_app(*routers: APIRouter, services: Services | None = None, title: str 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        freeze_startup_objects()
         yield
         await svc.aclose()  # close the upstream session and database connections cleanly
 

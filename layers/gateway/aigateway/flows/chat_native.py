@@ -143,7 +143,10 @@ async def finish_stream(
     svc: Services, prep: chat.PreparedChat, stream: UpstreamStream, state: StreamState, key: ResolvedKey
 ) -> None:
     """After the stream ended, failed, or the caller hung up: stop the upstream, record usage."""
-    stream.close()
+    if state.done:
+        await stream.release()  # relayed to the end: the connection can serve the next call
+    else:
+        stream.close()  # failed or abandoned: closing tells the upstream to stop generating
     record = chat.usage_record(
         prep, key, served_model=state.served_model, usage=state.usage, completion_chars=state.chars
     )
