@@ -261,6 +261,9 @@ def nonstream(
             cpu1 = _cpu_of(stack, litellm)
             _finish_profile(spy)
             r["cpu_pct"] = {k: round(100 * (cpu1[k] - cpu0[k]) / wall, 1) for k in cpu1 if k in cpu0}
+            # CPU per request: how much work each process did, whatever else the host was doing.
+            done = max(1, int(r["requests"]))
+            r["cpu_ms_per_request"] = {k: round(1000 * (cpu1[k] - cpu0[k]) / done, 3) for k in cpu1 if k in cpu0}
             r["loadgen_cpu_pct"] = round(100 * float(r.pop("loadgen_cpu_s") or 0) / wall, 1)
             if name == "gateway":
                 gateway_requests += int(r["requests"])
@@ -410,11 +413,21 @@ def _fmt(v: Any, nd: int = 2) -> str:
 
 def table(res: dict[str, Any]) -> str:
     lines: list[str] = []
+    m = res.get("meta") or {}
+    if m:
+        lines.append(
+            f"{m.get('cpu')} x{m.get('cores')}, Python {m.get('python')}, commit {m.get('commit')}; "
+            f"load avg {m.get('loadavg_start', ['?'])[0]:.2f} -> {(m.get('loadavg_end') or ['?'])[0]:.2f}; "
+            f"CPU check {m.get('cpu_check_ms_start')} -> {m.get('cpu_check_ms_end')} ms; {m.get('load_generator')}"
+        )
+        lines.append(f"pinning: {m.get('pinning')}")
+        lines.append("")
     ns = res.get("nonstream")
     if ns:
         names = [n for n in ("direct", "gateway", "litellm") if n in ns[next(iter(k for k in ns if k.isdigit()))]]
         lines.append("Non-stream chat (latency ms, req/s)")
         head = "| c | " + " | ".join(f"{n} p50 / p99 / rps" for n in names) + " | added p50 / p99 |"
+        head += " gateway core busy |"
         if "litellm" in names:
             head += " gateway/LiteLLM p50 · rps |"
         lines += [head, "|" + "---|" * (head.count("|") - 1)]
@@ -423,6 +436,7 @@ def table(res: dict[str, Any]) -> str:
                 continue
             cells = [f"{_fmt(p[n]['p50_ms'])} / {_fmt(p[n]['p99_ms'])} / {p[n]['rps']:.0f}" for n in names]
             row = f"| {c} | " + " | ".join(cells) + f" | +{_fmt(p['added_p50_ms'])} / +{_fmt(p['added_p99_ms'])} |"
+            row += f" {p['gateway']['cpu_pct'].get('gateway', 0):.0f} % |"
             if "litellm" in names:
                 r = p["gateway_over_litellm"]
                 row += f" {r['p50']:.3f} · {r['rps']:.1f}× |"
@@ -497,6 +511,16 @@ def judge(res: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def cpu_check_ms() -> float:
+    """Time of a fixed pure-Python loop on the runner's core: a slow host (other tenants of a
+    shared VM) shows up here, so two runs' figures can be compared knowingly."""
+    t0 = time.perf_counter()
+    total = 0
+    for i in range(2_000_000):
+        total += i & 7
+    return round((time.perf_counter() - t0) * 1000, 1)
+
+
 def meta(args: argparse.Namespace, litellm_version: str | None) -> dict[str, Any]:
     cpu = ""
     try:
@@ -517,6 +541,7 @@ def meta(args: argparse.Namespace, litellm_version: str | None) -> dict[str, Any
         "cpu": cpu,
         "cores": os.cpu_count(),
         "loadavg_start": os.getloadavg(),
+        "cpu_check_ms_start": cpu_check_ms(),
         "load_generator": "wrk 1 thread, N connections (closed loop)" if wrk else "asyncio client (no wrk)",
         "pinning": (
             f"gateway / LiteLLM: taskset -c {GATEWAY_CORE}; simulator, load generator, runner, PostgreSQL: "
@@ -574,6 +599,7 @@ def main(argv: list[str] | None = None) -> int:
         res["coldstart"] = coldstart.measure(str(REPO), GATEWAY_CORE if have_taskset() else None)
     res["targets"] = judge(res)
     res.setdefault("meta", {})["loadavg_end"] = os.getloadavg()
+    res["meta"]["cpu_check_ms_end"] = cpu_check_ms()
 
     out = args.out or REPO / "bench-results" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
