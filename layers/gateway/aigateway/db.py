@@ -146,7 +146,7 @@ class Database:
     async def fetch(self, template: str, params: Any = None) -> list[dict[str, Any]]:
         async def work(conn: Conn) -> list[dict[str, Any]]:
             cur = await conn.execute(self.q(template), params)
-            return await cur.fetchall() if cur.description else []
+            return await cur.fetchall() if _has_rows(cur) else []
 
         return await self.run(work)
 
@@ -171,6 +171,16 @@ class Database:
         idle, self._idle = self._idle, []
         for conn in idle:
             await _discard(conn)
+
+
+_ROWS = frozenset({psycopg.pq.ExecStatus.TUPLES_OK, psycopg.pq.ExecStatus.SINGLE_TUPLE})
+
+
+def _has_rows(cur: psycopg.AsyncCursor[Any]) -> bool:
+    """`cur.description is not None`, without building a Column object per column on every call
+    (that was ~2 % of the gateway's CPU under load, py-spy)."""
+    res = cur.pgresult
+    return res is not None and (res.nfields > 0 or res.status in _ROWS)
 
 
 class _Dropped(GatewayError):
