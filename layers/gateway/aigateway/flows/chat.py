@@ -23,7 +23,7 @@ from ..schemas import ChatRequest, Message
 from ..settings import Settings
 from ..store.configs import Config
 from ..store.usage import UsageRecord
-from .common import CallContext, cost_of, gate
+from .common import CallContext, content_text, cost_of, gate
 
 if TYPE_CHECKING:
     from ..limits import Admission
@@ -47,12 +47,6 @@ def model_name(req: ChatRequest) -> str:
     return req.model
 
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
 
 
 def upstream_message(m: Message) -> dict[str, Any]:
@@ -105,7 +99,7 @@ def check_caps(settings: Settings, req: ChatRequest) -> None:
 
 
 def _prompt_chars(messages: list[dict[str, Any]]) -> int:
-    return sum(len(_text_of(m.get("content"))) for m in messages)
+    return sum(len(content_text(m.get("content"), " ")) for m in messages)
 
 
 def check_size(settings: Settings, model: str, prompt_chars: int) -> None:
@@ -182,7 +176,7 @@ async def prepare(
     messages = build_messages(config, req.messages)
     prompt_chars = _prompt_chars(messages)
     check_size(svc.settings, model, prompt_chars)
-    texts = [_text_of(m.get("content")) for m in messages if m["role"] != "system"]
+    texts = [content_text(m.get("content"), " ") for m in messages if m["role"] != "system"]
     await policy.check_content(
         svc, ctx.principal, ctx.ip, config_id=config.id, policy=config.content_policy, texts=texts
     )

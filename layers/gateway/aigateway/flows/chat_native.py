@@ -18,7 +18,7 @@ from ..credentials import ResolvedKey
 from ..openrouter import UpstreamStream
 from ..schemas import ChatRequest
 from . import chat
-from .common import CallContext, camel_usage, settle
+from .common import CallContext, camel_usage, content_text, settle
 from .stream_state import StreamState, ToolCallAssembler, upstream_error_message
 
 if TYPE_CHECKING:
@@ -45,19 +45,13 @@ def camel_annotations(notes: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return ""
 
 
 def completion_body(upstream: dict[str, Any], model: str) -> dict[str, Any]:
     """spec §4.4 plus the seed's `response`/`model`/`usage` keys (CONTRACT §3)."""
     choice = (upstream.get("choices") or [{}])[0]
     message = choice.get("message") or {}
-    text = _content_text(message.get("content"))
+    text = content_text(message.get("content"))
     body: dict[str, Any] = {"text": text}
     calls = ToolCallAssembler()
     for tc in message.get("tool_calls") or ():

@@ -44,6 +44,15 @@ async def gate(svc: Services, model_id: str) -> Config:
     return config
 
 
+def content_text(content: Any, sep: str = "") -> str:
+    """The text of a message's content: the string itself, or its text parts joined by `sep`."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return sep.join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
 def camel_usage(usage: Any) -> dict[str, int] | None:
     """OpenRouter's snake_case usage → the SDK's `{promptTokens, completionTokens, totalTokens}`."""
     if not isinstance(usage, dict):

@@ -42,7 +42,7 @@ from ..image_store import decode_data_url, store_for
 from ..schemas import ImageRequest
 from ..store.configs import Config
 from ..store.usage import UsageRecord
-from .common import CallContext, cost_of, gate, settle
+from .common import CallContext, content_text, cost_of, gate, settle
 
 if TYPE_CHECKING:
     from ..limits import Admission
@@ -173,12 +173,6 @@ async def generate(svc: Services, prep: PreparedImages) -> list[tuple[dict[str, 
     return done
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
 
 
 def _sum_usage(bodies: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -205,7 +199,7 @@ def response_body(bodies: list[dict[str, Any]], model: str) -> tuple[dict[str, A
             message = choice.get("message") if isinstance(choice, dict) else None
             if not isinstance(message, dict):
                 continue
-            content = _text(message.get("content"))
+            content = content_text(message.get("content"))
             if content:
                 text = content
             for img in message.get("images") or ():
