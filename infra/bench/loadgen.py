@@ -76,7 +76,8 @@ def _run_wrk(
         fh.write(_lua(body, headers))
         script = fh.name
     try:
-        cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration_s))}s", "--timeout", "10s", "-s", script, url]
+        seconds = max(1, round(duration_s))  # wrk takes whole seconds
+        cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", script, url]
         out = subprocess.run(
             pinned(cmd, core), capture_output=True, text=True, timeout=duration_s + 30, check=False
         )
