@@ -149,9 +149,6 @@ def freeze_startup_objects() -> None:
 
 def build_app(*routers: APIRouter, services: Services | None = None, title: str = "AI Gateway") -> GatewayApp:
     svc = services or Services.from_settings(Settings.from_env())
-    # Server-side prepared statements halve the hot path's database time (db.py), but pin
-    # connections behind RDS Proxy, so only a server outside AWS (local, tests) uses them.
-    svc.db.prepare = not svc.settings.on_aws
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
