@@ -88,6 +88,13 @@ def _error_of(body: Any) -> tuple[int | None, str, dict[str, Any]]:
     return None, "Provider returned error", {}
 
 
+def transport_failure(exc: BaseException) -> UpstreamFailure:
+    """A request that got no HTTP answer: a timeout (504) or a connection failure (502); both retryable."""
+    if isinstance(exc, TimeoutError):
+        return UpstreamFailure(504, "the request to the AI provider timed out")
+    return UpstreamFailure(502, f"could not reach the AI provider ({type(exc).__name__})")
+
+
 def to_gateway_error(f: UpstreamFailure, key_source: str | None = None) -> GatewayError:
     """CONTRACT §5: what the caller sees for an upstream failure that retries did not cure."""
     msg = f.message
@@ -232,10 +239,8 @@ class OpenRouterClient:
             ) as resp:
                 raw = await resp.read()
                 status, headers = resp.status, resp.headers
-        except TimeoutError as exc:
-            raise UpstreamFailure(504, "the request to the AI provider timed out") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamFailure(502, f"could not reach the AI provider ({type(exc).__name__})") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise transport_failure(exc) from exc
         try:
             body = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
@@ -307,10 +312,8 @@ class OpenRouterClient:
             resp = await self.session().post(
                 self.base + "/chat/completions", data=orjson.dumps(payload), headers=self._headers(key, extra)
             )
-        except TimeoutError as exc:
-            raise UpstreamFailure(504, "the request to the AI provider timed out") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamFailure(502, f"could not reach the AI provider ({type(exc).__name__})") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise transport_failure(exc) from exc
         if resp.status != 200:
             try:
                 raw = await resp.read()
@@ -343,10 +346,8 @@ class OpenRouterClient:
             async with self.session().get(self.base + path, headers=headers, timeout=timeout) as resp:
                 raw = await resp.read()
                 status, rh = resp.status, resp.headers
-        except TimeoutError as exc:
-            raise UpstreamFailure(504, "the request to the AI provider timed out") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamFailure(502, f"could not reach the AI provider ({type(exc).__name__})") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise transport_failure(exc) from exc
         try:
             body = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
