@@ -7,8 +7,6 @@ from collections.abc import AsyncIterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-import orjson
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 
@@ -19,7 +17,7 @@ from ..openrouter import UpstreamStream
 from ..schemas import ChatRequest
 from . import chat
 from .common import CallContext, camel_usage, content_text, settle
-from .stream_state import StreamState, ToolCallAssembler, upstream_error_message
+from .stream_state import StreamState, ToolCallAssembler, upstream_chunks
 
 if TYPE_CHECKING:
     from ..services import Services
@@ -94,32 +92,14 @@ async def chat_completion(svc: Services, ctx: CallContext, req: ChatRequest) -> 
 
 async def relay(stream: UpstreamStream, state: StreamState) -> AsyncIterator[bytes]:
     """Upstream chunks → `{"chunk"}` events, one per content delta, the moment each arrives."""
-    try:
-        async for event in stream.events():
-            if event.data is None:
-                yield KEEPALIVE  # upstream keep-alive: keeps proxies and clients from timing out
-                continue
-            if event.data == sse.DONE:
-                break
-            try:
-                chunk = orjson.loads(event.data)
-            except orjson.JSONDecodeError:
-                state.error = "the AI provider sent an unreadable stream event"
-                yield sse.frame({"error": True, "message": f"Failed to stream response: {state.error}"})
-                return
-            if not isinstance(chunk, dict):
-                continue
-            message = upstream_error_message(chunk)
-            if message is not None:
-                state.error = message
-                yield sse.frame({"error": True, "message": f"Failed to stream response: {message}"})
-                return
-            for content in state.absorb(chunk):
-                yield sse.frame({"chunk": content})
-    except (aiohttp.ClientError, TimeoutError, UnicodeDecodeError) as exc:
-        state.error = type(exc).__name__
-        log.warning("upstream stream failed: %s", state.error)
-        yield sse.frame({"error": True, "message": "Failed to stream response: the AI provider connection failed"})
+    async for chunk in upstream_chunks(stream, state):
+        if chunk is None:
+            yield KEEPALIVE  # upstream keep-alive: keeps proxies and clients from timing out
+            continue
+        for content in state.absorb(chunk):
+            yield sse.frame({"chunk": content})
+    if state.error is not None:
+        yield sse.frame({"error": True, "message": f"Failed to stream response: {state.error}"})
         return
     usage = camel_usage(state.usage)
     if usage:

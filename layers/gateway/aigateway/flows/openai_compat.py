@@ -27,8 +27,6 @@ from collections.abc import AsyncIterator
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import aiohttp
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from starlette.background import BackgroundTask
 from starlette.responses import Response
@@ -42,7 +40,7 @@ from . import chat
 from . import embeddings as native_embeddings
 from .chat_native import KEEPALIVE, SSE_HEADERS, finish_stream
 from .common import CallContext, settle
-from .stream_state import StreamState, ToolCallAssembler, upstream_error_message
+from .stream_state import StreamState, ToolCallAssembler, upstream_chunks
 
 if TYPE_CHECKING:
     from ..services import Services
@@ -283,46 +281,28 @@ async def relay(
     """Upstream chunks → `chat.completion.chunk` frames, one per upstream chunk, as each arrives."""
     chunk_id: str | None = stream.generation_id
     created: int | None = None
-    try:
-        async for event in stream.events():
-            if event.data is None:
-                yield KEEPALIVE
-                continue
-            if event.data == sse.DONE:
-                break
-            try:
-                chunk = orjson.loads(event.data)
-            except orjson.JSONDecodeError:
-                state.error = "the AI provider sent an unreadable stream event"
-                yield stream_error(f"Failed to stream response: {state.error}")
-                return
-            if not isinstance(chunk, dict):
-                continue
-            message = upstream_error_message(chunk)
-            if message is not None:
-                state.error = message
-                yield stream_error(f"Failed to stream response: {message}")
-                return
-            state.absorb(chunk)
-            chunk_id = chunk_id or _completion_id(chunk.get("id"), prep.ctx)
-            created = created or _created(chunk.get("created"))
-            choices = _chunk_choices(chunk)
-            if "usage" in chunk and _carries_nothing(choices):
-                continue  # usage-only: its numbers go out in the final usage chunk
-            out: dict[str, Any] = {
-                "id": chunk_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": chunk.get("model") or prep.model,
-                "choices": choices,
-            }
-            if include_usage:
-                out["usage"] = None
-            yield sse.frame(out)
-    except (aiohttp.ClientError, TimeoutError, UnicodeDecodeError) as exc:
-        state.error = type(exc).__name__
-        log.warning("upstream stream failed: %s", state.error)
-        yield stream_error("Failed to stream response: the AI provider connection failed")
+    async for chunk in upstream_chunks(stream, state):
+        if chunk is None:
+            yield KEEPALIVE
+            continue
+        state.absorb(chunk)
+        chunk_id = chunk_id or _completion_id(chunk.get("id"), prep.ctx)
+        created = created or _created(chunk.get("created"))
+        choices = _chunk_choices(chunk)
+        if "usage" in chunk and _carries_nothing(choices):
+            continue  # usage-only: its numbers go out in the final usage chunk
+        out: dict[str, Any] = {
+            "id": chunk_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": chunk.get("model") or prep.model,
+            "choices": choices,
+        }
+        if include_usage:
+            out["usage"] = None
+        yield sse.frame(out)
+    if state.error is not None:
+        yield stream_error(f"Failed to stream response: {state.error}")
         return
     if include_usage:
         yield sse.frame(

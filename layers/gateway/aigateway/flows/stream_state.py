@@ -7,8 +7,20 @@ caller hanging up.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import orjson
+
+from .. import sse
+
+if TYPE_CHECKING:
+    from ..openrouter import UpstreamStream
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -90,3 +102,33 @@ class StreamState:
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
         return contents
+
+
+async def upstream_chunks(stream: UpstreamStream, state: StreamState) -> AsyncIterator[dict[str, Any] | None]:
+    """The upstream's chunks as they arrive (None for a keep-alive comment), until `[DONE]`.
+
+    Ends early with `state.error` set on an unreadable event, an upstream error event or a
+    broken connection; each dialect's relay then sends its own error frame.
+    """
+    try:
+        async for event in stream.events():
+            if event.data is None:
+                yield None
+                continue
+            if event.data == sse.DONE:
+                return
+            try:
+                chunk = orjson.loads(event.data)
+            except orjson.JSONDecodeError:
+                state.error = "the AI provider sent an unreadable stream event"
+                return
+            if not isinstance(chunk, dict):
+                continue
+            message = upstream_error_message(chunk)
+            if message is not None:
+                state.error = message
+                return
+            yield chunk
+    except (aiohttp.ClientError, TimeoutError, UnicodeDecodeError) as exc:
+        log.warning("upstream stream failed: %s", type(exc).__name__)
+        state.error = "the AI provider connection failed"
