@@ -121,3 +121,44 @@ def test_unreachable_upstream_is_502(make_gateway: Any) -> None:
     gw.enable(MODEL)
     r = _chat(gw)
     assert r.status_code == 502 and r.json()["error"] == "AI_UPSTREAM_UNAVAILABLE"
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "gateway_status", "tries"),
+    [
+        (400, "INVALID_INPUT", 400, 1),
+        (422, "INVALID_INPUT", 400, 1),
+        (403, "AI_INVALID_API_KEY", 401, 1),
+        (413, "PAYLOAD_TOO_LARGE", 413, 1),
+        (404, "AI_INVALID_MODEL", 400, 1),
+        (408, "AI_UPSTREAM_UNAVAILABLE", 502, 3),  # a timeout is retried, then reported as unavailable
+    ],
+)
+def test_every_upstream_refusal_maps_to_the_contract(
+    gateway: Any, simulator: Any, status: int, code: str, gateway_status: int, tries: int
+) -> None:
+    gateway.enable(MODEL)
+    r = _chat(gateway, {"x-sim-fail-status": str(status), "x-sim-retry-after": "0"})
+    assert r.status_code == gateway_status, r.text
+    assert r.json()["error"] == code and r.json()["statusCode"] == gateway_status
+    assert len(sim_chats(simulator.url)) == tries  # 4xx refusals are final: no retry
+
+
+def test_upstream_context_refusal_is_token_limit_exceeded(gateway: Any) -> None:
+    gateway.enable("sim/tiny-context")  # the local catalog check is off (models_cache_ttl_s=0): upstream refuses
+    long = " ".join(["word"] * 400)
+    r = gateway.client.post("/api/ai/chat/completion",
+                            json={"model": "sim/tiny-context", "messages": [{"role": "user", "content": long}]},
+                            headers=gateway.user())
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "TOKEN_LIMIT_EXCEEDED" and "context" in r.json()["message"]
+
+
+def test_a_moderation_refusal_is_content_blocked_and_other_403s_are_key_errors() -> None:
+    from aigateway.openrouter import UpstreamFailure, to_gateway_error
+
+    flagged = UpstreamFailure(403, "Input flagged", metadata={"reasons": ["violence"], "flagged_input": "..."})
+    err = to_gateway_error(flagged, "env")
+    assert (err.status, err.code) == (400, "CONTENT_BLOCKED")
+    err = to_gateway_error(UpstreamFailure(403, "Forbidden"), "byok")
+    assert (err.status, err.code) == (401, "AI_INVALID_API_KEY") and "BYOK" in err.message
