@@ -181,7 +181,7 @@ def test_round_trips(base_settings: Settings, sql: Any) -> None:
         unconfigured = counter.calls
         sql("""INSERT INTO ai.limit_settings (id, body) VALUES ('project', '{"perUser": {"requestsPerMinute": 100,
                "tokensPerDay": 1000}, "perProject": {"spendPerMonthUsd": 5}}')""")
-        limits.cache(svc).invalidate()
+        svc.limits.invalidate()
         await limits.admit(svc, who, "127.0.0.1", model="m", kind="chat")  # reload + admit
         before = counter.calls
         for _ in range(5):

@@ -1,4 +1,4 @@
-"""The upstream model catalog as admins see it (spec §7), cached for a few minutes.
+"""The upstream model catalog as admins see it (`GET /api/ai/models`), cached for a few minutes.
 
 Mapped from OpenRouter's `/models/user` with the active key: modalities narrowed to
 text/image/audio in that order, per-token prices turned into USD per million tokens, and
@@ -51,44 +51,50 @@ def sort_key(model: dict[str, Any]) -> tuple[int, str]:
     return (_FIRST.index(author) if author in _FIRST else len(_FIRST), mid)
 
 
-_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
-_windows: dict[str, tuple[float, int]] = {}  # model id -> (expires, context length)
+class ModelCatalog:
+    """The upstream catalog cached per key for `ttl_s`, and the context windows it revealed.
 
+    One per process (`Services.catalog`). Context windows are remembered so the chat flow can
+    refuse a prompt that cannot fit without a catalog fetch on the hot path.
+    """
 
-async def raw_models(svc: Services) -> tuple[str | None, list[dict[str, Any]]]:
-    """(key source, upstream model records); no key anywhere → (None, [])."""
-    resolved = await svc.keys.resolve_optional()
-    if resolved is None:
-        return None, []
-    # Keyed by the key's fingerprint: a replaced BYOK key must not see the old key's catalog.
-    slot = resolved.source + ":" + hashlib.sha256(resolved.key.encode()).hexdigest()[:16]
-    hit = _cache.get(slot)
-    if hit and time.monotonic() < hit[0]:
-        return resolved.source, hit[1]
-    try:
-        models = await svc.upstream.list_models(resolved.key)
-    except UpstreamFailure as failure:
-        err = to_gateway_error(failure, resolved.source)
-        if err.code == AI_UPSTREAM_UNAVAILABLE or failure.status >= 500:
-            raise GatewayError(
-                AI_UPSTREAM_UNAVAILABLE, 502, f"Failed to fetch models: {failure.message}", err.next_actions
-            ) from None
-        raise err from None
-    expires = time.monotonic() + svc.settings.models_cache_ttl_s
-    _cache[slot] = (expires, models)
-    for m in models:
-        window = m.get("context_length")
-        if isinstance(m.get("id"), str) and isinstance(window, int | float):
-            _windows[m["id"]] = (expires, int(window))
-    return resolved.source, models
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._lists: dict[str, tuple[float, list[dict[str, Any]]]] = {}  # key slot -> (expires, models)
+        self._windows: dict[str, tuple[float, int]] = {}  # model id -> (expires, context length)
 
+    async def raw_models(self, svc: Services) -> tuple[str | None, list[dict[str, Any]]]:
+        """(key source, upstream model records); no key anywhere → (None, [])."""
+        resolved = await svc.keys.resolve_optional()
+        if resolved is None:
+            return None, []
+        # Keyed by the key's fingerprint: a replaced BYOK key must not see the old key's catalog.
+        slot = resolved.source + ":" + hashlib.sha256(resolved.key.encode()).hexdigest()[:16]
+        hit = self._lists.get(slot)
+        if hit and time.monotonic() < hit[0]:
+            return resolved.source, hit[1]
+        try:
+            models = await svc.upstream.list_models(resolved.key)
+        except UpstreamFailure as failure:
+            err = to_gateway_error(failure, resolved.source)
+            if err.code == AI_UPSTREAM_UNAVAILABLE or failure.status >= 500:
+                raise GatewayError(
+                    AI_UPSTREAM_UNAVAILABLE, 502, f"Failed to fetch models: {failure.message}", err.next_actions
+                ) from None
+            raise err from None
+        expires = time.monotonic() + self.ttl_s
+        self._lists[slot] = (expires, models)
+        for m in models:
+            window = m.get("context_length")
+            if isinstance(m.get("id"), str) and isinstance(window, int | float):
+                self._windows[m["id"]] = (expires, int(window))
+        return resolved.source, models
 
-async def list_models(svc: Services) -> list[dict[str, Any]]:
-    _, models = await raw_models(svc)
-    return sorted((map_model(m) for m in models if m.get("id")), key=sort_key)
+    async def list_models(self, svc: Services) -> list[dict[str, Any]]:
+        _, models = await self.raw_models(svc)
+        return sorted((map_model(m) for m in models if m.get("id")), key=sort_key)
 
-
-def peek_context_length(model_id: str) -> int | None:
-    """The model's context window if a recent catalog fetch knows it; never does I/O (hot path)."""
-    hit = _windows.get(model_id) or _windows.get(model_id.split(":", 1)[0])
-    return hit[1] if hit and time.monotonic() < hit[0] else None
+    def peek_context_length(self, model_id: str) -> int | None:
+        """The model's context window if a recent catalog fetch knows it; never does I/O (hot path)."""
+        hit = self._windows.get(model_id) or self._windows.get(model_id.split(":", 1)[0])
+        return hit[1] if hit and time.monotonic() < hit[0] else None

@@ -71,7 +71,7 @@ def decode_data_url(url: str) -> DecodedImage | None:
     if m is None:
         return None
     try:
-        data = base64.b64decode(url[m.end():], validate=False)
+        data = base64.b64decode(url[m.end() :], validate=False)
     except (binascii.Error, ValueError):
         return None
     return DecodedImage(m.group(1).lower(), data)
@@ -201,19 +201,13 @@ class LocalImageStore:
         return path, ctype, int(expires)
 
 
-def store_for(svc: Services) -> ImageStore:
-    """The process's image store: S3 when a bucket is configured, else the local folder."""
-    store: ImageStore | None = svc.extras.get("image_store")
-    if store is None:
-        s = svc.settings
-        if s.images_bucket:
-            store = S3ImageStore(s.images_bucket, s.images_url_ttl_s)
-        else:
-            store = LocalImageStore(s.home / "images", signing_key(s), s.images_url_ttl_s)
-        svc.extras["image_store"] = store
-    return store
+def image_store(s: Settings) -> ImageStore:
+    """The deployment's image store (`Services.images`): S3 when a bucket is configured, else the local folder."""
+    if s.images_bucket:
+        return S3ImageStore(s.images_bucket, s.images_url_ttl_s)
+    return LocalImageStore(s.home / "images", signing_key(s), s.images_url_ttl_s)
 
 
 def local_store(svc: Services) -> LocalImageStore | None:
-    store = store_for(svc)
+    store = svc.images
     return store if isinstance(store, LocalImageStore) else None

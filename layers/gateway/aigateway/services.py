@@ -2,15 +2,17 @@
 
 A Lambda execution environment builds one `Services` at init and reuses it across
 invocations; the local server builds one per app; tests build one per server they start.
-Pieces a function may not need (the upstream client, the key resolver, S3) are created on
-first use so each function pays at cold start only for what it imports.
+Every per-process object is a typed field here, built on first use (`cached_property`), so
+each function pays at cold start only for what it touches, and a reader finds every shared
+cache in one place: the configuration and limits caches, the model catalog, the upstream
+client, the key resolver, the usage recorder and quota-charge writer, the image store.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .auth import Authenticator
 from .config_cache import ConfigCache
@@ -19,8 +21,12 @@ from .secrets import conninfo, resolve
 from .settings import Settings
 
 if TYPE_CHECKING:  # imported lazily at run time: they cost cold-start time
+    from .catalog import ModelCatalog
     from .credentials import KeyResolver
     from .crypto import KeyWrapper
+    from .db import GroupCommit
+    from .image_store import ImageStore
+    from .limits import Charge, LimitsCache
     from .openrouter import OpenRouterClient
     from .usage_spool import UsageRecorder
 
@@ -29,7 +35,8 @@ if TYPE_CHECKING:  # imported lazily at run time: they cost cold-start time
 class Services:
     settings: Settings
     db: Database
-    extras: dict[str, Any] = field(default_factory=dict)
+    # When expired limit-window rows were last swept (monotonic seconds; limits.charge).
+    limits_swept_at: float | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -80,6 +87,30 @@ class Services:
         from .usage_spool import UsageRecorder
 
         return UsageRecorder(self.settings, self.db)
+
+    @cached_property
+    def limits(self) -> LimitsCache:
+        from .limits import LimitsCache
+
+        return LimitsCache(self.settings.config_cache_ttl_s)
+
+    @cached_property
+    def charges(self) -> GroupCommit[Charge]:
+        from .limits import charge_writer
+
+        return charge_writer(self)
+
+    @cached_property
+    def catalog(self) -> ModelCatalog:
+        from .catalog import ModelCatalog
+
+        return ModelCatalog(self.settings.models_cache_ttl_s)
+
+    @cached_property
+    def images(self) -> ImageStore:
+        from .image_store import image_store
+
+        return image_store(self.settings)
 
     async def aclose(self) -> None:
         if "upstream" in self.__dict__:

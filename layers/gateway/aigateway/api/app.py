@@ -1,8 +1,8 @@
 """`build_app(*routers)`: one FastAPI app with the contract's error handling around any routers.
 
 Each Lambda function builds an app from its own router(s); the local server mounts them all.
-Everything that makes a failure look the same everywhere lives here: the error body, the
-validation message format, 404/405 bodies, the size limit, CORS and the last-resort 500.
+Every failure is answered by api/failures.py (registered here for each kind of exception);
+the app adds the size limit, CORS, request ids and an OpenAPI document that states the real answers.
 """
 
 from __future__ import annotations
@@ -13,79 +13,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
-from ..errors import INTERNAL_ERROR, INVALID_INPUT, METHOD_NOT_ALLOWED, GatewayError, not_found
+from ..errors import GatewayError
 from ..services import Services
 from ..settings import Settings
-from . import health
-from .deps import request_id
+from . import failures, health
+from .failures import ERROR_SCHEMA
 from .middleware import BodyLimit, RequestId
-from .responses import ERROR_SCHEMA, JSON, error_response
+from .responses import JSON
 
 log = logging.getLogger("aigateway")
-
-
-def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = [str(p) for p in loc]
-    if parts and parts[0] in ("body", "query", "path", "header"):
-        parts = parts[1:]
-    return ".".join(parts)
-
-
-def validation_message(errors: list[Any]) -> str:
-    """`Validation error: messages.0.role: Input should be ...` — field first, as the contract asks."""
-    items = []
-    for e in errors:
-        where = _loc(e.get("loc", ()))
-        msg = str(e.get("msg", "Invalid input"))
-        items.append(f"{where}: {msg}" if where else msg)
-    return "Validation error: " + ", ".join(items)
-
-
-async def _on_gateway_error(request: Request, exc: Exception) -> JSON:
-    assert isinstance(exc, GatewayError)
-    return error_response(exc, request_id(request))
-
-
-async def _on_validation_error(request: Request, exc: Exception) -> JSON:
-    assert isinstance(exc, RequestValidationError)
-    errors = list(exc.errors())
-    if any(e.get("type") == "json_invalid" for e in errors):
-        err = GatewayError(
-            INVALID_INPUT, 400, "Malformed JSON in request body", "Please ensure your request body contains valid JSON"
-        )
-    else:
-        err = GatewayError(INVALID_INPUT, 400, validation_message(errors))
-    return error_response(err, request_id(request))
-
-
-async def _on_http_error(request: Request, exc: Exception) -> JSON:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
-        err = not_found(f"Endpoint {request.method} {request.url.path} not found")
-        err.next_actions = "Please check the API documentation for available endpoints"
-    elif exc.status_code == 405:
-        err = GatewayError(METHOD_NOT_ALLOWED, 405, f"Method {request.method} not allowed on {request.url.path}")
-    else:
-        err = GatewayError(INVALID_INPUT if exc.status_code < 500 else INTERNAL_ERROR, exc.status_code, str(exc.detail))
-    return error_response(err, request_id(request))
-
-
-async def _on_unexpected(request: Request, exc: Exception) -> JSON:
-    rid = request_id(request)
-    log.error("unhandled error", extra={"request_id": rid}, exc_info=exc)
-    err = GatewayError(
-        INTERNAL_ERROR,
-        500,
-        f"An unexpected error occurred. Request id: {rid}",
-        "Retry the request; if it keeps failing, report the request id to the administrator.",
-    )
-    return error_response(err, rid)
 
 
 _ERROR_STATUSES = {
@@ -167,10 +109,8 @@ def build_app(*routers: APIRouter, services: Services | None = None, title: str 
         default_response_class=JSON,
     )
     app.state.services = svc
-    app.add_exception_handler(GatewayError, _on_gateway_error)
-    app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.add_exception_handler(HTTPException, _on_http_error)
-    app.add_exception_handler(Exception, _on_unexpected)
+    for kind in (GatewayError, RequestValidationError, HTTPException, Exception):
+        app.add_exception_handler(kind, failures.handle)
     app.include_router(health.router)
     for router in routers:
         app.include_router(router)

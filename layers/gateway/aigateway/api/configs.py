@@ -1,4 +1,4 @@
-"""Admin routes for enabled models: the upstream catalog and configuration CRUD (spec §7–§8)."""
+"""Admin routes for enabled models: the upstream catalog and configuration CRUD."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from .. import catalog
 from ..errors import invalid_input, not_found
 from ..policy import ContentPolicy
 from ..store import audit
@@ -48,8 +47,8 @@ def _policy(p: ContentPolicy | None) -> dict[str, object] | None:
 
 @router.get("/api/ai/models")
 async def list_models(svc: Svc, _: Admin) -> JSON:
-    """The upstream catalog as the active key sees it, mapped and sorted as spec §7."""
-    return JSON(await catalog.list_models(svc))
+    """The upstream catalog as the active key sees it: modalities, prices per million tokens, big four first."""
+    return JSON(await svc.catalog.list_models(svc))
 
 
 @router.post("/api/ai/configurations", status_code=201)

@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from ..auth import Principal
 from ..flows.common import CallContext
 from ..services import Services
+from .failures import request_id_of as request_id
 
 
 def services(request: Request) -> Services:
@@ -39,11 +40,6 @@ def client_ip(request: Request) -> str | None:
     if forwarded:
         return forwarded.split(",")[0].strip() or None
     return request.client.host if request.client else None
-
-
-def request_id(request: Request) -> str:
-    rid: str = request.scope.get("state", {}).get("request_id", "")
-    return rid
 
 
 async def _services_dep(request: Request) -> Services:

@@ -1,8 +1,4 @@
-"""POST /api/ai/embeddings (spec §6, CONTRACT §3).
-
-Gated like chat: the model must be enabled by an admin (400 `AI_INVALID_MODEL` otherwise), unlike
-InsForge G1, which serves any embedding model; see flows/embeddings.py for why.
-"""
+"""POST /api/ai/embeddings — gated like chat: only models an admin enabled (docs/adr/ says why)."""
 
 from __future__ import annotations
 
@@ -11,11 +7,14 @@ from starlette.responses import Response
 
 from ..flows.embeddings import embeddings
 from ..schemas import EmbeddingsRequest
+from . import native_shapes as native
 from .deps import Svc, User, call_context
+from .responses import answer_response
 
 router = APIRouter(tags=["generation"])
 
 
 @router.post("/api/ai/embeddings")
 async def embeddings_route(body: EmbeddingsRequest, request: Request, svc: Svc, who: User) -> Response:
-    return await embeddings(svc, call_context(request, who), body)
+    answer = await embeddings(svc, call_context(request, who), body)
+    return answer_response(svc, answer, native.embeddings_body(answer))

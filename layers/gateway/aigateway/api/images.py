@@ -1,4 +1,4 @@
-"""POST /api/ai/image/generation (spec §5, CONTRACT §3) and the local server's signed image files.
+"""POST /api/ai/image/generation and the local server's signed image files.
 
 `GET /api/ai/images/files/{name}?expires=&sig=` serves images stored on disk when no S3 bucket is
 configured (image_store.LocalImageStore). It needs no bearer token: like an S3 presigned URL, the
@@ -16,20 +16,21 @@ from ..errors import not_found
 from ..flows.images import image_generation
 from ..image_store import local_store
 from ..schemas import ImageRequest
+from . import native_shapes as native
 from .deps import Svc, User, call_context
+from .responses import answer_response
 
 router = APIRouter(tags=["generation"])
 
 
 @router.post("/api/ai/image/generation")
 async def image_generation_route(body: ImageRequest, request: Request, svc: Svc, who: User) -> Response:
-    return await image_generation(svc, call_context(request, who), body, str(request.base_url))
+    answer = await image_generation(svc, call_context(request, who), body, str(request.base_url))
+    return answer_response(svc, answer, native.images_body(answer))
 
 
 @router.get("/api/ai/images/files/{name}", include_in_schema=False)
-async def image_file_route(
-    name: str, svc: Svc, expires: str | None = None, sig: str | None = None
-) -> Response:
+async def image_file_route(name: str, svc: Svc, expires: str | None = None, sig: str | None = None) -> Response:
     store = local_store(svc)
     if store is None:
         raise not_found("Images are served from object storage on this deployment.")

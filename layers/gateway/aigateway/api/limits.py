@@ -111,9 +111,7 @@ class ErrorOut(BaseModel):
     nextActions: str | None = None
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    s: {"model": ErrorOut} for s in (400, 401, 403, 404, 413, 503)
-}
+_ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorOut} for s in (400, 401, 403, 404, 413, 503)}
 
 
 def _iso(value: Any) -> str | None:
@@ -141,8 +139,9 @@ async def _defaults(svc: Services) -> limits.Rule:
 async def get_limits(svc: Svc, _: Admin) -> JSON:
     row = await store.get_settings(svc.db)
     body = limits.LimitsConfig.from_json(row["body"] if row else None).to_json()
-    return JSON({**body, "updatedAt": _iso(row["updated_at"]) if row else None,
-                 "updatedBy": row["updated_by"] if row else None})
+    return JSON(
+        {**body, "updatedAt": _iso(row["updated_at"]) if row else None, "updatedBy": row["updated_by"] if row else None}
+    )
 
 
 @router.put("/api/ai/limits", response_model=LimitsOut, responses=_ERRORS)
@@ -151,10 +150,8 @@ async def put_limits(body: LimitsIn, request: Request, svc: Svc, who: Admin) -> 
     db = svc.db
     async with db.transaction() as conn:
         await store.put_settings(conn, db, settings, who.actor)
-        await audit.record(
-            conn, db, actor=who.actor, action="UPDATE_LIMITS", details=settings, ip=client_ip(request)
-        )
-    limits.cache(svc).invalidate()
+        await audit.record(conn, db, actor=who.actor, action="UPDATE_LIMITS", details=settings, ip=client_ip(request))
+    svc.limits.invalidate()
     return await get_limits(svc, who)
 
 
@@ -198,7 +195,7 @@ async def put_user_limits(userId: UserId, body: OverrideIn, request: Request, sv
             details={"userId": userId, "overrides": override},
             ip=client_ip(request),
         )
-    limits.cache(svc).invalidate()
+    svc.limits.invalidate()
     return await get_user_limits(userId, svc, who)
 
 
@@ -216,5 +213,5 @@ async def delete_user_limits(userId: UserId, request: Request, svc: Svc, who: Ad
             details={"userId": userId},
             ip=client_ip(request),
         )
-    limits.cache(svc).invalidate()
+    svc.limits.invalidate()
     return JSON({"message": "User limit overrides removed"})

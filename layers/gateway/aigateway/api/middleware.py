@@ -11,7 +11,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import PAYLOAD_TOO_LARGE, GatewayError
-from .responses import error_response
+from .failures import error_response
 
 
 class RequestId:
@@ -102,5 +102,4 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, drained: bool = False) -> None:
-        rid = scope.get("state", {}).get("request_id")
-        await error_response(self._too_large(), rid)(scope, receive, send)
+        await error_response(self._too_large(), scope["path"])(scope, receive, send)

@@ -1,15 +1,30 @@
-"""JSON responses encoded with orjson, and the error body every failure uses."""
+"""How a flow's result leaves as HTTP: orjson bodies, event streams, and the one place a call is settled.
+
+`answer_response` and `stream_response` are the only way a generation route answers, so every
+dialect settles a call (usage row + quota charge, `flows.metering.settle`) at the same point.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Awaitable, Callable
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import orjson
+from starlette.background import BackgroundTask
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ..errors import GatewayError
+from .. import sse
+from ..flows.metering import settle
+
+if TYPE_CHECKING:
+    from ..flows.chat import ChatStream
+    from ..flows.common import Answer
+    from ..services import Services
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
+KEEPALIVE = sse.comment("keep-alive")  # relayed for each upstream keep-alive: proxies and clients stay patient
 
 
 class JSON(JSONResponse):
@@ -47,24 +62,15 @@ class SSEResponse(StreamingResponse):
             await self._on_close()
 
 
-def error_response(err: GatewayError, request_id: str | None = None) -> JSON:
-    headers = dict(err.headers)
-    if request_id:
-        headers["x-request-id"] = request_id
-    return JSON(err.body(), status_code=err.status, headers=headers)
+def answer_response(svc: Services, answer: Answer[Any], body: dict[str, Any]) -> JSON:
+    """A finished call's JSON body, with its rate-limit headers; the call is settled with it."""
+    return JSON(
+        body,
+        headers=answer.admission.headers,
+        background=BackgroundTask(partial(settle, svc, answer.admission, answer.usage)),
+    )
 
 
-# The error body, as documented for every operation in the OpenAPI document.
-ERROR_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["error", "message", "statusCode"],
-    "properties": {
-        "error": {
-            "anyOf": [{"type": "string"}, {"type": "object"}],
-            "description": "The machine code (CONTRACT §5); an object on the OpenAI-compatible routes.",
-        },
-        "message": {"type": "string"},
-        "statusCode": {"type": "integer"},
-        "nextActions": {"type": "string"},
-    },
-}
+def stream_response(stream: ChatStream, frames: AsyncIterable[bytes]) -> SSEResponse:
+    """A dialect's frames for an open stream; `stream.finish` settles it however it ends."""
+    return SSEResponse(frames, headers={**SSE_HEADERS, **stream.admission.headers}, on_close=stream.finish)

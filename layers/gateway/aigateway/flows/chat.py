@@ -1,21 +1,22 @@
 """The chat flow, top to bottom: validate → gate → system prompt → policy → limits → key → call.
 
-`prepare` does everything up to the upstream payload; `complete` and `open_stream` make the
-call; the shaping of the answer belongs to the route's dialect (native InsForge shapes in
-`flows/chat_native.py`, OpenAI shapes for `/api/ai/v1`). Both dialects share this module, so
-auth, gating, the admin's system prompt, limits and usage are the same whichever door a
-caller used.
+`answer` returns a finished `Answer`; `stream` returns a `ChatStream`, the open upstream stream
+with the step that settles it. Shaping either for the caller belongs to the route's dialect
+(api/native_shapes.py for InsForge's shapes, api/openai_shapes.py for `/api/ai/v1`). Every
+dialect runs this module, so gating, the admin's system prompt, content policy, limits and
+usage are the same whichever door a caller used.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .. import catalog, limits, policy
+from .. import limits, policy
 from ..credentials import ResolvedKey, with_key
 from ..errors import CONTENT_BLOCKED, INVALID_INPUT, TOKEN_LIMIT_EXCEEDED, GatewayError
 from ..openrouter import UpstreamStream
@@ -23,7 +24,10 @@ from ..schemas import ChatRequest, Message
 from ..settings import Settings
 from ..store.configs import Config
 from ..store.usage import UsageRecord
-from .common import CallContext, content_text, cost_of, gate
+from ..usage import Usage
+from .common import Answer, CallContext, content_text, gate
+from .metering import settle
+from .stream_state import StreamState, upstream_chunks
 
 if TYPE_CHECKING:
     from ..limits import Admission
@@ -45,8 +49,6 @@ def model_name(req: ChatRequest) -> str:
     if req.thinking and not req.model.endswith(":thinking"):
         return req.model + ":thinking"
     return req.model
-
-
 
 
 def upstream_message(m: Message) -> dict[str, Any]:
@@ -102,8 +104,9 @@ def _prompt_chars(messages: list[dict[str, Any]]) -> int:
     return sum(len(content_text(m.get("content"), " ")) for m in messages)
 
 
-def check_size(settings: Settings, model: str, prompt_chars: int) -> None:
+def check_size(svc: Services, model: str, prompt_chars: int) -> None:
     """Refuse prompts over the content cap, or clearly over the model's context window."""
+    settings = svc.settings
     if prompt_chars > settings.max_content_chars:
         raise GatewayError(
             TOKEN_LIMIT_EXCEEDED,
@@ -111,7 +114,7 @@ def check_size(settings: Settings, model: str, prompt_chars: int) -> None:
             f"Messages hold {prompt_chars} characters; the limit is {settings.max_content_chars}.",
             "Shorten the conversation.",
         )
-    window = catalog.peek_context_length(model)
+    window = svc.catalog.peek_context_length(model)
     estimate = prompt_chars // 4
     if window is not None and estimate > window:
         raise GatewayError(
@@ -125,7 +128,7 @@ def check_size(settings: Settings, model: str, prompt_chars: int) -> None:
 def upstream_payload(
     settings: Settings, req: ChatRequest, model: str, messages: list[dict[str, Any]], config: Config
 ) -> dict[str, Any]:
-    """spec §4.3 step 5: camelCase fields mapped, plugins built, usage always requested."""
+    """OpenRouter's payload: camelCase fields mapped, plugins built, usage always requested."""
     p: dict[str, Any] = {
         "model": model,
         "messages": messages,
@@ -175,7 +178,7 @@ async def prepare(
     config = await gate(svc, model)
     messages = build_messages(config, req.messages)
     prompt_chars = _prompt_chars(messages)
-    check_size(svc.settings, model, prompt_chars)
+    check_size(svc, model, prompt_chars)
     texts = [content_text(m.get("content"), " ") for m in messages if m["role"] != "system"]
     await policy.check_content(
         svc, ctx.principal, ctx.ip, config_id=config.id, policy=config.content_policy, texts=texts
@@ -222,13 +225,12 @@ def usage_record(
     key: ResolvedKey,
     *,
     served_model: str | None,
-    usage: Any,
+    usage: Usage | None,
     completion_chars: int = 0,
 ) -> UsageRecord:
     """The row for one chat call. Without upstream usage (a stream cut short) tokens are estimated."""
-    if isinstance(usage, dict):
-        prompt = int(usage.get("prompt_tokens") or 0)
-        completion = int(usage.get("completion_tokens") or 0)
+    if usage is not None:
+        prompt, completion = usage.prompt, usage.completion
     else:
         prompt, completion = max(1, prep.prompt_chars // 4), (completion_chars + 3) // 4
     return UsageRecord(
@@ -239,7 +241,77 @@ def usage_record(
         input_tokens=prompt,
         output_tokens=completion,
         user_id=prep.ctx.principal.user_id,
-        cost_usd=cost_of(usage),
+        cost_usd=usage.cost_usd if usage else None,
         key_source=key.source,
         latency_ms=int((time.perf_counter() - prep.ctx.started) * 1000),
     )
+
+
+async def answer(
+    svc: Services, ctx: CallContext, req: ChatRequest, extra: dict[str, Any] | None = None
+) -> Answer[dict[str, Any]]:
+    """A plain (non-streamed) chat call: every check, the upstream call, and the row that bills it."""
+    prep = await prepare(svc, ctx, req, extra)
+    upstream, key = await complete(svc, prep)
+    served = upstream.get("model")
+    record = usage_record(
+        prep, key, served_model=served if isinstance(served, str) else None, usage=Usage.read(upstream.get("usage"))
+    )
+    return Answer(upstream, prep.model, ctx.request_id, record, prep.admission)
+
+
+async def stream(svc: Services, ctx: CallContext, req: ChatRequest, extra: dict[str, Any] | None = None) -> ChatStream:
+    """A streamed chat call: every check, then the open upstream stream (nothing relayed yet)."""
+    prep = await prepare(svc, ctx, req, extra)
+    upstream, key = await open_stream(svc, prep)
+    return ChatStream(svc, prep, upstream, key)
+
+
+@dataclass
+class ChatStream:
+    """An open upstream stream: its chunks for a dialect to frame, and the step that settles it.
+
+    The dialect iterates `chunks()`, marks `state.done` once it relayed everything, and calls
+    `finish()` however the stream ends (finished, failed, or the caller hung up); `finish` runs
+    once. It closes the upstream (or keeps the connection for reuse after a complete relay) and
+    records what was generated: upstream usage when it arrived, an estimate otherwise.
+    """
+
+    svc: Services
+    prep: PreparedChat
+    upstream: UpstreamStream
+    key: ResolvedKey
+    state: StreamState = field(default_factory=StreamState)
+    _finished: bool = False
+
+    @property
+    def model(self) -> str:
+        return self.prep.model
+
+    @property
+    def request_id(self) -> str:
+        return self.prep.ctx.request_id
+
+    @property
+    def admission(self) -> Admission:
+        return self.prep.admission
+
+    def chunks(self) -> AsyncIterator[dict[str, Any] | None]:
+        """Upstream chunks as they arrive (None for a keep-alive) until the end or a failure."""
+        return upstream_chunks(self.upstream, self.state)
+
+    async def finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        state = self.state
+        if state.done:
+            await self.upstream.release()  # relayed to the end: the connection can serve the next call
+        else:
+            self.upstream.close()  # failed or abandoned: closing tells the upstream to stop generating
+        if state.usage is None and state.chars == 0 and state.error is not None:
+            return  # nothing was generated: an upstream failure before any token costs nothing
+        record = usage_record(
+            self.prep, self.key, served_model=state.served_model, usage=state.usage, completion_chars=state.chars
+        )
+        await settle(self.svc, self.prep.admission, record)

@@ -1,11 +1,10 @@
-"""Embeddings (spec §6, CONTRACT §3): validate → gate → policy → limits → call → shape → record.
+"""Embeddings: validate → gate → policy → limits → call → the row that bills it.
 
-Decisions, where spec §6 (InsForge G1) and the product differ:
-- Gating: G1 serves any embedding model and looks a configuration up only to attribute usage.
-  The gateway gates embeddings like chat and images (400 `AI_INVALID_MODEL` unless an admin
-  enabled the model): the product promise is that callers use only the models the admin
-  enabled, and CONTRACT §1 says every generation route shares the same gating. Enable embedding
-  models with `outputModality: ["embeddings"]`.
+Decisions where the gateway differs from InsForge's original AI layer:
+- Gating: the original served any embedding model and looked a configuration up only to
+  attribute usage. The gateway gates embeddings like chat and images (400 `AI_INVALID_MODEL`
+  unless an admin enabled the model): callers use only the models the admin enabled
+  (docs/adr/ records why). Enable embedding models with `outputModality: ["embeddings"]`.
 - Inputs: a string or a list of strings; the list holds 1..`MAX_EMBEDDING_INPUTS` items and no
   input may be empty (OpenAI's embedding models refuse empty strings, so failing here gives the
   caller a message naming the input instead of an upstream 400). `dimensions: 0` is refused too.
@@ -13,8 +12,8 @@ Decisions, where spec §6 (InsForge G1) and the product differ:
   upstream. OpenRouter's moderation plugin is a chat-completions feature, so `moderation: true`
   adds nothing to an embeddings call; an upstream moderation refusal is still audited.
 
-The answer's `data` is the upstream's list, passed through without re-encoding its floats through
-pydantic: embeddings are large and orjson (api/responses.JSON) writes them directly.
+The answer's `data` is the upstream's list, passed on without re-encoding its floats through
+pydantic: embeddings are large and the response encoder (orjson) writes them directly.
 """
 
 from __future__ import annotations
@@ -23,18 +22,15 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from starlette.background import BackgroundTask
-from starlette.responses import Response
-
 from .. import limits, policy
-from ..api.responses import JSON
 from ..credentials import ResolvedKey, with_key
 from ..errors import CONTENT_BLOCKED, GatewayError, invalid_input
 from ..schemas import EmbeddingsRequest
 from ..settings import Settings
 from ..store.configs import Config
 from ..store.usage import UsageRecord
-from .common import CallContext, cost_of, gate, settle
+from ..usage import Usage
+from .common import Answer, CallContext, gate
 
 if TYPE_CHECKING:
     from ..limits import Admission
@@ -58,8 +54,7 @@ def check_inputs(settings: Settings, req: EmbeddingsRequest) -> list[str]:
         raise invalid_input("Validation error: input: must hold at least one string")
     if len(texts) > settings.max_embedding_inputs:
         raise invalid_input(
-            f"Validation error: input: at most {settings.max_embedding_inputs} inputs per request "
-            f"(got {len(texts)})",
+            f"Validation error: input: at most {settings.max_embedding_inputs} inputs per request (got {len(texts)})",
             "Split the inputs over several requests.",
         )
     for i, text in enumerate(texts):
@@ -109,55 +104,29 @@ async def call(svc: Services, prep: PreparedEmbeddings) -> tuple[dict[str, Any],
         raise
 
 
-def tokens(usage: Any) -> tuple[int, int]:
-    """(prompt tokens, total tokens) of an upstream usage object; zeros when missing."""
-    if not isinstance(usage, dict):
-        return 0, 0
-    prompt = int(usage.get("prompt_tokens") or 0)
-    return prompt, int(usage.get("total_tokens") or prompt)
-
-
-def served_model(upstream: dict[str, Any], prep: PreparedEmbeddings) -> str:
+def served_model(upstream: dict[str, Any], requested: str) -> str:
+    """The model the upstream says served the call (it may be a fallback), else the one asked for."""
     model = upstream.get("model")
-    return model if isinstance(model, str) and model else prep.model
-
-
-def native_body(upstream: dict[str, Any], prep: PreparedEmbeddings) -> dict[str, Any]:
-    """spec §6: `metadata.model` is the model the upstream says served, usage in camelCase."""
-    prompt, total = tokens(upstream.get("usage"))
-    return {
-        "object": "list",
-        "data": upstream["data"],
-        "metadata": {
-            "model": served_model(upstream, prep),
-            "usage": {"promptTokens": prompt, "totalTokens": total},
-        },
-    }
+    return model if isinstance(model, str) and model else requested
 
 
 def usage_record(prep: PreparedEmbeddings, upstream: dict[str, Any], key: ResolvedKey) -> UsageRecord:
-    usage = upstream.get("usage")
-    prompt, total = tokens(usage)
+    usage = Usage.read(upstream.get("usage")) or Usage()
     return UsageRecord(
         request_id=prep.ctx.request_id,
-        model_id=served_model(upstream, prep),
+        model_id=served_model(upstream, prep.model),
         kind="embedding",
         config_id=prep.config.id,
-        input_tokens=prompt,
-        output_tokens=max(0, total - prompt),
+        input_tokens=usage.prompt,
+        output_tokens=max(0, usage.total - usage.prompt),
         user_id=prep.ctx.principal.user_id,
-        cost_usd=cost_of(usage),
+        cost_usd=usage.cost_usd,
         key_source=key.source,
         latency_ms=int((time.perf_counter() - prep.ctx.started) * 1000),
     )
 
 
-async def embeddings(svc: Services, ctx: CallContext, req: EmbeddingsRequest) -> Response:
+async def embeddings(svc: Services, ctx: CallContext, req: EmbeddingsRequest) -> Answer[dict[str, Any]]:
     prep = await prepare(svc, ctx, req)
     upstream, key = await call(svc, prep)
-    record = usage_record(prep, upstream, key)
-    return JSON(
-        native_body(upstream, prep),
-        headers=prep.admission.headers,
-        background=BackgroundTask(settle, svc, prep.admission, record),
-    )
+    return Answer(upstream, prep.model, ctx.request_id, usage_record(prep, upstream, key), prep.admission)

@@ -1,10 +1,10 @@
-"""Image generation (spec §5, CONTRACT §3): validate → gate → policy → limits → N calls → shape → store?
+"""Image generation: validate → gate → policy → limits → N upstream calls → store? → the billing row.
 
 Upstream is OpenRouter chat completions with `modalities: ["image", "text"]`; images come back as
-base64 data URLs in `message.images`, and the answer passes them through as `imageUrl` (the SDK
-turns a data URL into `b64_json`, so data URLs are the default).
+base64 data URLs in `message.images`, and the answer passes them on as `imageUrl` (the InsForge
+SDK turns a data URL into `b64_json`, so data URLs are the default).
 
-How the seed's parameters map onto a chat-completions call (OpenRouter has no size, quality or
+How the InsForge request's parameters map onto a chat-completions call (OpenRouter has no size, quality or
 style parameters):
 - `size` `WxH` → `image_config.aspect_ratio`: the reduced ratio, or the nearest ratio the image
   models support (`SUPPORTED_RATIOS`, compared on a log scale so 2:1 and 1:2 are equally far from
@@ -16,7 +16,7 @@ style parameters):
   If some calls fail, the images of the others are returned (and only they are counted); if all
   fail, the first call's mapped error is the answer.
 - the admin's system prompt is prefixed to the prompt (`system + "\\n\\n" + prompt`): image models
-  ignore system messages (spec §5).
+  ignore system messages.
 
 A JSON answer over `INLINE_LIMIT_BYTES` (a Lambda buffered response is capped at 6 MB) or a
 request with `"storage": true` has its images stored (image_store.py) and carries URLs instead.
@@ -31,18 +31,16 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from starlette.background import BackgroundTask
-from starlette.responses import Response
-
 from .. import limits, policy
-from ..api.responses import JSON
 from ..credentials import ResolvedKey, with_key
 from ..errors import CONTENT_BLOCKED, SERVICE_UNAVAILABLE, GatewayError, invalid_input
-from ..image_store import decode_data_url, store_for
+from ..image_store import decode_data_url
 from ..schemas import ImageRequest
 from ..store.configs import Config
 from ..store.usage import UsageRecord
-from .common import CallContext, content_text, cost_of, gate, settle
+from ..usage import Usage
+from .common import Answer, CallContext, content_text, gate
+from .metering import settle
 
 if TYPE_CHECKING:
     from ..limits import Admission
@@ -58,6 +56,15 @@ STYLE_HINTS = {
     "vivid": "Make it vivid: hyper-real and dramatic, with bold colours and striking lighting.",
     "natural": "Make it natural: realistic and understated, with true-to-life colours and lighting.",
 }
+
+
+@dataclass
+class Images:
+    """The generated images (data URLs, or stored images' links), the model's text, their usage."""
+
+    urls: list[str]
+    text: str | None
+    usage: Usage | None
 
 
 @dataclass
@@ -168,32 +175,18 @@ async def generate(svc: Services, prep: PreparedImages) -> list[tuple[dict[str, 
     if failures:
         log.warning(
             "image request %s: %d of %d upstream calls failed (%s); returning the rest",
-            prep.ctx.request_id, len(failures), prep.count, type(failures[0]).__name__,
+            prep.ctx.request_id,
+            len(failures),
+            prep.count,
+            type(failures[0]).__name__,
         )
     return done
 
 
-
-
-def _sum_usage(bodies: list[dict[str, Any]]) -> dict[str, Any] | None:
-    usages = [b["usage"] for b in bodies if isinstance(b.get("usage"), dict)]
-    if not usages:
-        return None
-    prompt = sum(int(u.get("prompt_tokens") or 0) for u in usages)
-    completion = sum(int(u.get("completion_tokens") or 0) for u in usages)
-    total = sum(
-        int(u.get("total_tokens") or 0)
-        or int(u.get("prompt_tokens") or 0) + int(u.get("completion_tokens") or 0)
-        for u in usages
-    )
-    costs = [c for c in (cost_of(u) for u in usages) if c is not None]
-    return {"prompt": prompt, "completion": completion, "total": total, "cost": sum(costs) if costs else None}
-
-
-def response_body(bodies: list[dict[str, Any]], model: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """spec §5's answer for the successful calls, and their summed usage."""
+def collect(bodies: list[dict[str, Any]]) -> Images:
+    """The images, last text and summed usage of the successful upstream answers, in call order."""
     text: str | None = None
-    images: list[dict[str, str]] = []
+    urls: list[str] = []
     for body in bodies:
         for choice in body.get("choices") or ():
             message = choice.get("message") if isinstance(choice, dict) else None
@@ -207,72 +200,58 @@ def response_body(bodies: list[dict[str, Any]], model: str) -> tuple[dict[str, A
                     continue
                 url = (img.get("image_url") or {}).get("url")
                 if isinstance(url, str) and url:
-                    images.append({"type": "imageUrl", "imageUrl": url})
-    usage = _sum_usage(bodies)
-    out: dict[str, Any] = {}
-    if text is not None:
-        out["text"] = text
-    out["images"] = images
-    metadata: dict[str, Any] = {"model": model}
-    if usage is not None:
-        metadata["usage"] = {
-            "promptTokens": usage["prompt"],
-            "completionTokens": usage["completion"],
-            "totalTokens": usage["total"],
-        }
-    out["metadata"] = metadata
-    return out, usage
+                    urls.append(url)
+    usages = [u for u in (Usage.read(b.get("usage")) for b in bodies) if u is not None]
+    return Images(urls, text, Usage.combine(usages))
 
 
 def usage_record(
-    prep: PreparedImages, results: list[tuple[dict[str, Any], ResolvedKey]], usage: dict[str, Any] | None,
-    image_count: int,
+    prep: PreparedImages, results: list[tuple[dict[str, Any], ResolvedKey]], images: Images
 ) -> UsageRecord:
     served = results[0][0].get("model")
+    usage = images.usage
     return UsageRecord(
         request_id=prep.ctx.request_id,
         model_id=served if isinstance(served, str) and served else prep.model,
         kind="image",
         config_id=prep.config.id,
-        input_tokens=usage["prompt"] if usage else None,
-        output_tokens=usage["completion"] if usage else None,
-        image_count=image_count,
+        input_tokens=usage.prompt if usage else None,
+        output_tokens=usage.completion if usage else None,
+        image_count=len(images.urls),
         image_resolution=prep.resolution,
         user_id=prep.ctx.principal.user_id,
-        cost_usd=usage["cost"] if usage else None,
+        cost_usd=usage.cost_usd if usage else None,
         key_source=results[0][1].source,
         latency_ms=int((time.perf_counter() - prep.ctx.started) * 1000),
     )
 
 
-def inline_size(body: dict[str, Any]) -> int:
+def inline_size(images: Images) -> int:
     """About how many bytes the JSON answer takes (image URLs dominate; no need to encode it)."""
-    images = sum(len(i["imageUrl"]) + 40 for i in body["images"])
-    return images + 2 * len(body.get("text") or "") + 512
+    return sum(len(u) + 40 for u in images.urls) + 2 * len(images.text or "") + 512
 
 
-async def store_images(svc: Services, prep: PreparedImages, body: dict[str, Any], base_url: str) -> None:
-    """Replace each data URL in `body` with a stored image's time-limited URL (in place)."""
-    store = store_for(svc)
-    jobs: list[tuple[dict[str, str], Any]] = []
-    for index, item in enumerate(body["images"]):
-        decoded = decode_data_url(item["imageUrl"])
+async def store_images(svc: Services, prep: PreparedImages, urls: list[str], base_url: str) -> list[str]:
+    """Each data URL replaced by a stored image's time-limited URL (other URLs kept as they are)."""
+    store = svc.images
+    jobs: dict[int, Any] = {}
+    for index, url in enumerate(urls):
+        decoded = decode_data_url(url)
         if decoded is not None:
-            jobs.append((item, store.put(prep.ctx.request_id, index, decoded, base_url=base_url)))
-    urls = await asyncio.gather(*(job for _, job in jobs))
-    for (item, _), url in zip(jobs, urls, strict=True):
-        item["imageUrl"] = url
+            jobs[index] = store.put(prep.ctx.request_id, index, decoded, base_url=base_url)
+    stored = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
+    return [stored.get(i, url) for i, url in enumerate(urls)]
 
 
-async def image_generation(svc: Services, ctx: CallContext, req: ImageRequest, base_url: str) -> Response:
+async def image_generation(svc: Services, ctx: CallContext, req: ImageRequest, base_url: str) -> Answer[Images]:
     prep = await prepare(svc, ctx, req)
     results = await generate(svc, prep)
-    body, usage = response_body([b for b, _ in results], prep.model)
-    record = usage_record(prep, results, usage, len(body["images"]))
-    too_big = inline_size(body) > INLINE_LIMIT_BYTES
-    if (req.storage or too_big) and body["images"]:
+    images = collect([b for b, _ in results])
+    record = usage_record(prep, results, images)
+    too_big = inline_size(images) > INLINE_LIMIT_BYTES
+    if (req.storage or too_big) and images.urls:
         try:
-            await store_images(svc, prep, body, base_url)
+            images.urls = await store_images(svc, prep, images.urls, base_url)
         except Exception as exc:
             log.exception("storing generated images failed for request %s", ctx.request_id)
             if too_big:
@@ -283,7 +262,5 @@ async def image_generation(svc: Services, ctx: CallContext, req: ImageRequest, b
                     "The generated images are too large to return inline and could not be stored.",
                     "Retry in a moment, or ask for fewer or smaller images.",
                 ) from exc
-            body, _ = response_body([b for b, _ in results], prep.model)  # fall back to data URLs
-    return JSON(
-        body, headers=prep.admission.headers, background=BackgroundTask(settle, svc, prep.admission, record)
-    )
+            # Otherwise the data URLs fit in the answer: they are returned instead of links.
+    return Answer(images, prep.model, ctx.request_id, record, prep.admission)

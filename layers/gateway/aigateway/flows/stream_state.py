@@ -16,6 +16,7 @@ import aiohttp
 import orjson
 
 from .. import sse
+from ..usage import Usage
 
 if TYPE_CHECKING:
     from ..openrouter import UpstreamStream
@@ -69,7 +70,7 @@ def upstream_error_message(chunk: dict[str, Any]) -> str | None:
 
 @dataclass
 class StreamState:
-    usage: dict[str, Any] | None = None
+    usage: Usage | None = None
     served_model: str | None = None
     finish_reason: str | None = None
     tools: ToolCallAssembler = field(default_factory=ToolCallAssembler)
@@ -82,8 +83,9 @@ class StreamState:
         """Record one upstream chunk; returns its content deltas in order."""
         if isinstance(chunk.get("model"), str):
             self.served_model = chunk["model"]
-        if isinstance(chunk.get("usage"), dict):
-            self.usage = chunk["usage"]
+        usage = Usage.read(chunk.get("usage"))
+        if usage is not None:
+            self.usage = usage
         contents: list[str] = []
         for choice in chunk.get("choices") or ():
             if not isinstance(choice, dict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -36,6 +37,18 @@ class Config:
         )
 
 
+@dataclass(frozen=True)
+class ActiveModel:
+    model_id: str
+    created_at: datetime
+
+
+async def list_active_models(db: Database) -> list[ActiveModel]:
+    """The enabled models, by id (the OpenAI dialect's model list)."""
+    rows = await db.fetch("SELECT model_id, created_at FROM {s}.configs WHERE is_active ORDER BY model_id")
+    return [ActiveModel(r["model_id"], r["created_at"]) for r in rows]
+
+
 def is_uuid(value: str) -> bool:
     try:
         uuid.UUID(value)
@@ -46,7 +59,7 @@ def is_uuid(value: str) -> bool:
 
 async def upsert(
     conn: Conn,
-    schema_q: Database,
+    db: Database,
     *,
     model_id: str,
     provider: str,
@@ -60,7 +73,7 @@ async def upsert(
     """Insert, or re-enable and update the row for `model_id`; keeps the old prompt if none given
     and the old content policy unless `set_policy`."""
     cur = await conn.execute(
-        schema_q.q(
+        db.q(
             """INSERT INTO {s}.configs
                    (model_id, provider, input_modality, output_modality, system_prompt, fallback_models,
                     content_policy)
