@@ -1,4 +1,4 @@
-# Benchmarks (issue #8), included from the root Makefile with `-include infra/bench.mk`. Run from the repo root.
+# Benchmarks (method and figures: infra/bench/RESULTS.md), included from the root Makefile with `-include infra/bench.mk`. Run from the repo root.
 #
 #   make bench         the gateway against the simulator directly: non-stream chat at concurrency 1/16/64,
 #                      streaming (20 chunks, 20 ms apart) at 1/64, cold start of each functions/<name> handler

@@ -2,8 +2,8 @@
 
 The venv lives in `~/.cache/aigateway-bench/litellm-venv` (override: AIGATEWAY_BENCH_CACHE) so it
 never touches the project's environment; it is created with `pip install 'litellm[proxy]'` the
-first time `--peers` runs, and the runner says so before it starts. Configuration follows
-shared/reference/perf-anchors.md: model `openai/<id>` with `api_base` = the simulator's
+first time `--peers` runs, and the runner says so before it starts. Configuration as in the earlier
+measurement in infra/bench/RESULTS.md: model `openai/<id>` with `api_base` = the simulator's
 `/api/v1`, the master key from the environment, `LITELLM_LOCAL_MODEL_COST_MAP=True` (no cost-map
 download), no database, no callbacks, one worker pinned to the gateway's core.
 """

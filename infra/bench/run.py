@@ -9,7 +9,7 @@ What runs, all on 127.0.0.1:
   statement runs on every call), usage rows and quota charges written after each answer;
 * with `--peers`, LiteLLM's proxy (peers.py) pointed at the same simulator.
 
-CPU placement (2-core machine, as in shared/reference/perf-anchors.md): the process under test
+CPU placement (2-core machine, as in the earlier measurements of infra/bench/RESULTS.md): the process under test
 (gateway or LiteLLM) alone on core 1 (`taskset -c 1`); the simulator, the load generator, this
 runner and PostgreSQL (started by this runner, so it inherits its affinity) on core 0. The
 direct baseline uses the same placement. Without `taskset` or with one core nothing is pinned

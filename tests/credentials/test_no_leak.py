@@ -1,4 +1,7 @@
-"""The plaintext key appears in no database row, API response, audit record or log line (CONTRACT §7)."""
+"""The plaintext key appears in no database row, API response, audit record or log line.
+
+The rule is stated in docs/api.md#upstream-key-and-credits.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GET/POST/DELETE /api/ai/gateway/config (spec §10) and GET /api/ai/credits (spec §9)."""
+"""GET/POST/DELETE /api/ai/gateway/config and GET /api/ai/credits (docs/api.md#upstream-key-and-credits)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""End to end with the official clients (CONTRACT §1): @insforge/sdk 1.5.2 and 1.2.4, openai (npm).
+"""End to end with the official clients: @insforge/sdk 1.5.2 and 1.2.4, openai (npm).
 
 One gateway (simulator upstream) is started and `sdk_checks.mjs` runs every check against it with
 the SDKs themselves; the script prints each check's result as JSON and every test below asserts on

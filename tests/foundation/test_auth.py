@@ -1,4 +1,4 @@
-"""CONTRACT §4 for every route: each kind of credential gets exactly the documented answer."""
+"""docs/api.md#authentication for every route: each kind of credential gets exactly the documented answer."""
 
 from __future__ import annotations
 

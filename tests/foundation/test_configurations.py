@@ -1,4 +1,7 @@
-"""Configuration CRUD (spec §8, CONTRACT §6): 201 + upsert, list with usage, patch, soft-disable, audit."""
+"""Configuration CRUD: 201 + upsert, list with usage, patch, soft-disable, audit.
+
+The routes are described in docs/api.md#models-and-configurations.
+"""
 
 from __future__ import annotations
 

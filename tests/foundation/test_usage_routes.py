@@ -1,4 +1,7 @@
-"""Usage and audit routes: filters, pagination, userId/costUsd, and 400s (not G1's 500s) for bad queries."""
+"""Usage and audit routes: filters, pagination, userId/costUsd, and 400s for bad queries.
+
+InsForge's own AI layer answers 500 for a bad query; the gateway answers 400 naming the field.
+"""
 
 from __future__ import annotations
 

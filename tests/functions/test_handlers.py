@@ -1,4 +1,4 @@
-"""Every Lambda handler, invoked as Lambda would invoke it (issue #6 item 5).
+"""Every Lambda handler, invoked as Lambda would invoke it.
 
 Buffered functions: `functions/<name>/app.py` imported by path (the environment set first, as the
 function's configuration would be: `build_app()` reads it at import), then `handler(event, context)`

@@ -1,4 +1,4 @@
-"""Chat completions over real HTTP against the simulator: shapes, gating, prompts, usage (issue #4)."""
+"""Chat completions over real HTTP against the simulator: shapes, gating, prompts, usage (docs/api.md#chat-native)."""
 
 from __future__ import annotations
 

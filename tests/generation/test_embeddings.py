@@ -1,4 +1,4 @@
-"""Embeddings over real HTTP against the simulator (issue #4 item 5, CONTRACT §3, spec §6).
+"""Embeddings over real HTTP against the simulator (docs/api.md#embeddings-native).
 
 The simulator's vectors are deterministic (seeded by the input), float32-exact, and its usage is
 words + 1 per input, so shapes, encodings and usage rows can be compared exactly.

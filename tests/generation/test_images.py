@@ -1,4 +1,4 @@
-"""Image generation over real HTTP against the simulator (issue #4 item 4, CONTRACT §3, spec §5).
+"""Image generation over real HTTP against the simulator (docs/api.md#images).
 
 The simulator answers `modalities: ["image", ...]` with real PNG data URLs whose size follows
 `image_config.aspect_ratio`; `x-sim-*` caller headers reach it through the test gateway's

@@ -25,7 +25,7 @@ async def test_on_close_runs_when_the_client_goes_away(spec_version: str) -> Non
 
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.body" and len(sent) >= 3:
-            raise OSError("client went away")  # what a spec 2.4 server reports
+            raise OSError("client went away")  # what an ASGI spec 2.4 server reports
         sent.append(message)
 
     async def receive() -> dict[str, Any]:

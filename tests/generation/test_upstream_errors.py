@@ -1,4 +1,4 @@
-"""Upstream failures: retries, Retry-After, failover, and the CONTRACT §5 mapping. No 500 anywhere."""
+"""Upstream failures: retries, Retry-After, failover, and the status mapping (docs/adr/0011). No 500 anywhere."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""GET/PUT /api/ai/limits and per-user overrides (CONTRACT §6): validation, null = unlimited, audit, auth."""
+"""GET/PUT /api/ai/limits and per-user overrides: validation, null = unlimited, audit, auth.
+
+The routes are described in docs/api.md#limit-routes.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Done-criterion of issue #7: 50 concurrent calls against 10/minute, across two server PROCESSES
+"""Limits hold across processes: 50 concurrent calls against 10/minute, across two server PROCESSES
 sharing one database, admit exactly 10.
 
 Each server is a separate `python -m uvicorn` process built from environment settings, so it has

@@ -1,4 +1,4 @@
-"""The official `openai` Python SDK against `/api/ai/v1` (CONTRACT §1), simulator upstream.
+"""The official `openai` Python SDK against `/api/ai/v1` (docs/api.md#openai-compatible-dialect), simulator upstream.
 
 Each test drives the SDK as an application would, then checks what went upstream
 (`/_sim/requests`) and what was recorded (`ai.usage`), so the OpenAI door is shown to share

@@ -124,7 +124,7 @@ def simulate(args: argparse.Namespace) -> int:
 
 
 def bench(argv: list[str]) -> int:
-    """Delegate to the benchmark runner in the source checkout (infra/bench/run.py, issue #8)."""
+    """Delegate to the benchmark runner in the source checkout (infra/bench/run.py; see infra/bench/RESULTS.md)."""
     import subprocess
     from pathlib import Path
 

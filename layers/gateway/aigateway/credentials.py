@@ -1,4 +1,4 @@
-"""The key resolver: which OpenRouter key serves an upstream call (CONTRACT §7).
+"""The key resolver: which OpenRouter key serves an upstream call (docs/api.md#upstream-key-and-credits).
 
 Order: the BYOK key (KMS- or locally-wrapped in `ai.secrets`) → the cloud-managed key (a
 Secrets Manager secret named by OPENROUTER_CLOUD_KEY_SECRET, read with Powertools parameters)
@@ -63,7 +63,7 @@ _AWS_CODE = re.compile(r"An error occurred \(([A-Za-z0-9_.]+)\)")
 
 
 def mask(key: str) -> str:
-    """First 4 + `****` + last 4 (spec §10); keys of 8 characters or fewer → `****`."""
+    """First 4 + `****` + last 4 (the `maskedKey` of GET /gateway/config); keys of 8 characters or fewer → `****`."""
     return "****" if len(key) <= 8 else f"{key[:4]}****{key[-4:]}"
 
 
@@ -318,7 +318,7 @@ async def with_key(
 
 
 async def validate_new_key(upstream: OpenRouterClient, key: str) -> None:
-    """Ask OpenRouter's `/key` whether `key` is accepted before storing it (spec §10)."""
+    """Ask OpenRouter's `/key` whether `key` is accepted before storing it (POST /gateway/config)."""
     try:
         await upstream.check_key(key)
     except UpstreamFailure as failure:
@@ -335,7 +335,7 @@ async def validate_new_key(upstream: OpenRouterClient, key: str) -> None:
 
 
 async def credits(resolver: KeyResolver, upstream: OpenRouterClient) -> dict[str, float | None]:
-    """`{"usage", "limit", "remaining"}` of the active key from OpenRouter's `/key` (spec §9)."""
+    """`{"usage", "limit", "remaining"}` of the active key from OpenRouter's `/key` (GET /api/ai/credits)."""
     key = await resolver.resolve()
     try:
         data = await upstream.check_key(key.key)

@@ -2,14 +2,14 @@
 
 Every module raises `GatewayError`; the API layer turns it into the contract's body
 `{"error", "message", "statusCode", "nextActions"?}`. Keeping the codes here, next to
-their statuses, is what lets a test walk CONTRACT §5 row by row.
+their statuses, is what lets a test walk the error table (docs/api.md#errors) row by row.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-# CONTRACT §5 (plus the auth codes of §4).
+# Every code a caller can see; statuses and causes in docs/api.md#errors (auth codes: #authentication).
 INVALID_INPUT = "INVALID_INPUT"
 AI_INVALID_MODEL = "AI_INVALID_MODEL"
 TOKEN_LIMIT_EXCEEDED = "TOKEN_LIMIT_EXCEEDED"

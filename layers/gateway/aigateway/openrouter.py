@@ -1,9 +1,9 @@
 """The upstream client: OpenRouter chat (plain and streamed), embeddings, models and key checks.
 
-Why aiohttp and not httpx (a departure from the issue's wording): measured on this kind of
-machine, httpx.AsyncClient's throughput falls as concurrency rises (815 → 368 req/s) while
-aiohttp's rises (1,167 → 1,982) behind the same server (reference/perf-anchors.md; httpx
-issue #3215). The client is the gateway's hot path, so it decides our overhead.
+Why aiohttp and not httpx (docs/adr/0001): measured on this kind of machine,
+httpx.AsyncClient's throughput falls as concurrency rises (815 → 368 req/s) while aiohttp's
+rises (1,167 → 1,982) behind the same server (infra/bench/RESULTS.md; encode/httpx#3215).
+The client is the gateway's hot path, so it decides our overhead.
 
 One session per process and event loop, kept across Lambda invocations (Mangum reuses its
 loop). Retries: at most `upstream_max_tries` tries on 408/429/5xx, connection errors,
@@ -96,7 +96,7 @@ def transport_failure(exc: BaseException) -> UpstreamFailure:
 
 
 def to_gateway_error(f: UpstreamFailure, key_source: str | None = None) -> GatewayError:
-    """CONTRACT §5: what the caller sees for an upstream failure that retries did not cure."""
+    """What the caller sees for an upstream failure that retries did not cure (docs/adr/0011)."""
     msg = f.message
     low = msg.lower()
     if f.status in (401, 403):

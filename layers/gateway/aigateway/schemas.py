@@ -1,6 +1,7 @@
-"""Request bodies of the generation routes (spec §4–§6 plus the seed's image parameters).
+"""Request bodies of the native generation routes: chat, images (with `size`, `quality`,
+`numImages`, `style`, `storage`) and embeddings; field rules in docs/api.md.
 
-Unknown keys are dropped, not rejected (CONTRACT §2). Field names are the SDK's camelCase at
+Unknown keys are dropped, not rejected. Field names are the SDK's camelCase at
 the top level and OpenAI's snake_case inside messages and tools, exactly as callers send them.
 """
 

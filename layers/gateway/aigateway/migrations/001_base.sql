@@ -1,5 +1,5 @@
 -- Configurations (enabled models), usage, audit records and stored secrets.
--- Shapes follow InsForge G1 (reference/insforge-ai-spec.md §11) plus the gateway's own columns.
+-- Shapes follow InsForge's own AI tables (same column names) plus the gateway's own columns.
 
 CREATE TABLE IF NOT EXISTS {s}.configs (
     id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),

@@ -1,4 +1,4 @@
--- Rate limits, quotas and the per-configuration content policy (issue #7, CONTRACT §5–§6).
+-- Rate limits, quotas and the per-configuration content policy (docs/api.md#limits-and-quotas, docs/adr/0003).
 --
 -- The counters live here, not in process memory, so a limit holds across any number of Lambda
 -- instances; each generation request costs one statement against them (aigateway/store/limits.py).

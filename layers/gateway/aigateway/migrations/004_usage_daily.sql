@@ -1,4 +1,4 @@
--- Daily usage rollups (issue #6): one row per UTC day, model, configuration and user, built by the
+-- Daily usage rollups: one row per UTC day, model, configuration and user, built by the
 -- scheduled usage_summary function (aigateway/rollup.py, SQL in aigateway/store/rollups.py) and
 -- read by GET /api/ai/usage/summary for whole days, so a summary over months reads a few rows per
 -- day instead of every call.

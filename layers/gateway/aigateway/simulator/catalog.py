@@ -1,6 +1,6 @@
-"""The simulated model catalogue (``GET /api/v1/models``, openrouter-wire.md §7) and model routing facts.
+"""The simulated model catalogue (``GET /api/v1/models``, OpenRouter's shape) and model routing facts.
 
-The list covers the gateway seed's model ids plus the cases the gateway must handle: an image
+The list covers the model ids the README and tests use plus the cases the gateway must handle: an image
 generator (output ``image``), an embedding model (output ``embeddings``), a model with audio input,
 an author outside openai/anthropic/google/amazon, and ``sim/tiny-context`` whose context window
 is 64 tokens so "prompt over the model's context" can be provoked. Prices are USD-per-token strings

@@ -1,4 +1,4 @@
-"""Deterministic embeddings (openrouter-wire.md §6).
+"""Deterministic embeddings (OpenRouter's ``POST /api/v1/embeddings``, OpenAI-shaped).
 
 Each input maps to a unit vector seeded by a BLAKE2b hash of the input, so equal inputs always
 embed equally and tests can compare vectors across calls. Values are float32-exact: the float

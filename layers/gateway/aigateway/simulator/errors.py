@@ -1,4 +1,4 @@
-"""OpenRouter error bodies (openrouter-wire.md §5) and the exception that carries them.
+"""OpenRouter error bodies (``{"error": {"code", "message", "metadata"?}}``) and the exception that carries them.
 
 Handlers raise :class:`SimError` from anywhere in the request path and the app turns it into one
 HTTP response, so validation code stays linear. The fixed bodies (auth failures, invalid JSON) are

@@ -1,6 +1,6 @@
 """Encode a :class:`~.chat.ChatPlan` for the wire: the non-stream body and the SSE frames.
 
-Key order follows the observed OpenRouter payloads (openrouter-wire.md §3/§4). Stream frames share
+Key order follows the observed OpenRouter payloads (non-stream body and stream chunks). Stream frames share
 one pre-encoded prefix (``data: {"id":...,"provider":...,"model":...,"object":...,"created":...,
 "choices":[{"index":0,"delta":``) so each frame costs one small ``orjson.dumps`` of its delta;
 every frame is a complete ``data: ...\n\n`` bytes object that :mod:`.streaming` sends on its own.
@@ -19,7 +19,7 @@ __all__ = ["StreamFrames", "error_frame", "render_response", "render_stream"]
 
 
 def render_response(plan: ChatPlan) -> bytes:
-    """The non-stream body in the observed key order (openrouter-wire.md §3)."""
+    """The non-stream body in the observed OpenRouter key order."""
     message: dict[str, Any] = {
         "role": "assistant",
         "content": plan.content,
@@ -148,7 +148,7 @@ def render_stream(plan: ChatPlan) -> StreamFrames:
 
 
 def error_frame(plan: ChatPlan) -> bytes:
-    """The mid-stream error event (openrouter-wire.md §4 Errors), numeric ``code`` 502."""
+    """The mid-stream error event OpenRouter sends after a 200 (top-level ``error``), numeric ``code`` 502."""
     event = {
         "id": plan.gen_id,
         "provider": plan.provider,

@@ -50,7 +50,7 @@ def chat_usage(
     image_tokens: int = 0,
     web_search_requests: int = 0,
 ) -> dict[str, Any]:
-    """The ``usage`` object in the observed OpenRouter key order (openrouter-wire.md §3/§4)."""
+    """The ``usage`` object in the observed OpenRouter key order (non-stream body and final stream chunk)."""
     usage: dict[str, Any] = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -71,7 +71,7 @@ def chat_usage(
 
 
 def embedding_usage(prompt_tokens: int) -> dict[str, Any]:
-    """The embeddings ``usage`` object (openrouter-wire.md §6)."""
+    """The embeddings ``usage`` object (``prompt_tokens``, ``total_tokens``, ``cost``)."""
     return {
         "prompt_tokens": prompt_tokens,
         "total_tokens": prompt_tokens,
