@@ -47,3 +47,4 @@ clean:
 
 -include infra/sam.mk
 -include infra/bench.mk
+-include infra/lock.mk

