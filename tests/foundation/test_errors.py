@@ -120,3 +120,47 @@ def test_local_app_mounts_every_router(gateway: Any) -> None:
                  "/api/ai/models", "/api/ai/gateway/config", "/api/ai/limits", "/api/ai/v1/chat/completions"):
         assert path in paths, path
     assert isinstance(httpx.get(gateway.url + "/api/ai/health").json(), dict)
+
+
+def test_every_error_carries_one_request_id(make_gateway: Any) -> None:
+    """404, 405, 400, 413 and the last-resort 500 each send `x-request-id` exactly once."""
+    boom = APIRouter()
+
+    @boom.get("/api/ai/boom")
+    async def explode() -> None:
+        raise RuntimeError("boom")
+
+    gw = make_gateway(max_body_bytes=2048, app_factory=lambda svc: build_app(boom, services=svc))
+    answers = [
+        gw.client.get("/api/ai/nope"),
+        gw.client.put("/api/ai/boom"),
+        gw.client.post("/api/ai/chat/completion", content=b"x" * 4096, headers={"content-type": "application/json"}),
+        gw.client.get("/api/ai/boom"),
+    ]
+    assert [r.status_code for r in answers] == [404, 405, 413, 500]
+    for r in answers:
+        assert len(r.headers.get_list("x-request-id")) == 1, (r.status_code, r.headers)
+
+
+def test_openai_routes_answer_every_failure_in_openai_shape(make_gateway: Any) -> None:
+    """Under /api/ai/v1 the same error (404, 405, 413, 500) comes in OpenAI's shape, nextActions kept."""
+    boom = APIRouter()
+
+    @boom.get("/api/ai/v1/boom")
+    async def explode() -> None:
+        raise RuntimeError("boom")
+
+    gw = make_gateway(max_body_bytes=2048, app_factory=lambda svc: build_app(boom, services=svc))
+    cases = {
+        404: gw.client.get("/api/ai/v1/nope"),
+        405: gw.client.put("/api/ai/v1/boom"),
+        413: gw.client.post("/api/ai/v1/boom", content=b"x" * 4096, headers={"content-type": "application/json"}),
+        500: gw.client.get("/api/ai/v1/boom"),
+    }
+    for status, r in cases.items():
+        assert r.status_code == status
+        body = r.json()
+        assert body["statusCode"] == status and isinstance(body["error"], dict), body
+        assert body["error"]["message"] == body["message"] and body["error"]["code"]
+    assert cases[404].json()["error"]["type"] == "not_found_error"
+    assert cases[500].json()["error"]["type"] == "server_error" and cases[500].json()["nextActions"]

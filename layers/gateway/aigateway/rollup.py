@@ -144,7 +144,7 @@ async def drain_spool(settings: Settings, db: Database, deadline: float) -> int:
     """
     if not settings.usage_spool_queue_url:
         return 0
-    from .store.usage import insert_many
+    from .store.usage import insert_batch
     from .usage_spool import SqsSpool
 
     spool = SqsSpool(settings.usage_spool_queue_url)
@@ -153,7 +153,7 @@ async def drain_spool(settings: Settings, db: Database, deadline: float) -> int:
         items = await spool.take(10)
         if not items:
             break
-        await insert_many(db, [record for _, record in items])
+        await insert_batch(db, [record for _, record in items])
         await spool.ack([handle for handle, _ in items])
         total += len(items)
     return total

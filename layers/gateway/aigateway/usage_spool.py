@@ -198,6 +198,6 @@ class UsageRecorder:
             items = await self.spool.take(batch)
             if not items:
                 return total
-            await store.insert_many(self.db, [r for _, r in items])
+            await store.insert_batch(self.db, [r for _, r in items])
             await self.spool.ack([h for h, _ in items])
             total += len(items)

@@ -1,4 +1,4 @@
-"""Admin routes for the BYOK OpenRouter key (spec §10) and the active key's credits (spec §9).
+"""Admin routes for the BYOK OpenRouter key (docs/api.md#upstream-key-and-credits) and the active key's credits.
 
 The key arrives once, in a POST body; it is checked live upstream, wrapped (KMS or the local
 master key) and only its ciphertext and mask are stored. No response, audit record or log

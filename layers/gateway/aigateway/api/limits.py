@@ -1,4 +1,4 @@
-"""Admin routes for rate limits and quotas (CONTRACT §6): project settings and per-user overrides.
+"""Admin routes for rate limits and quotas (docs/api.md#limit-routes): project settings and per-user overrides.
 
 `null` means unlimited everywhere. PUT replaces the whole settings object (a missing key is
 null); an override body replaces the user's override and only the keys it contains override
@@ -19,8 +19,9 @@ from ..services import Services
 from ..store import audit
 from ..store import limits as store
 from ..store.usage import money
+from ..timefmt import iso_or_none
 from .deps import Admin, Svc, client_ip
-from .params import parse_int
+from .params import Limit, Offset
 from .responses import JSON
 
 router = APIRouter(tags=["limits"], default_response_class=JSON)
@@ -114,10 +115,6 @@ class ErrorOut(BaseModel):
 _ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorOut} for s in (400, 401, 403, 404, 413, 503)}
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
 def _override(
     user_id: str, body: dict[str, Any], defaults: limits.Rule, row: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -125,7 +122,7 @@ def _override(
         "userId": user_id,
         "overrides": {k: body[k] for k in limits.RULE_KEYS if k in body},
         "effective": defaults.merged(body).to_json(),
-        "updatedAt": _iso(row["updated_at"]) if row else None,
+        "updatedAt": iso_or_none(row["updated_at"]) if row else None,
         "updatedBy": row["updated_by"] if row else None,
     }
 
@@ -140,7 +137,11 @@ async def get_limits(svc: Svc, _: Admin) -> JSON:
     row = await store.get_settings(svc.db)
     body = limits.LimitsConfig.from_json(row["body"] if row else None).to_json()
     return JSON(
-        {**body, "updatedAt": _iso(row["updated_at"]) if row else None, "updatedBy": row["updated_by"] if row else None}
+        {
+            **body,
+            "updatedAt": iso_or_none(row["updated_at"]) if row else None,
+            "updatedBy": row["updated_by"] if row else None,
+        }
     )
 
 
@@ -156,11 +157,11 @@ async def put_limits(body: LimitsIn, request: Request, svc: Svc, who: Admin) -> 
 
 
 @router.get("/api/ai/limits/users", response_model=OverrideList, responses=_ERRORS)
-async def list_user_limits(svc: Svc, _: Admin, limit: str | None = None, offset: str | None = None) -> JSON:
+async def list_user_limits(svc: Svc, _: Admin, limit: Limit = 50, offset: Offset = 0) -> JSON:
     rows, total = await store.list_overrides(
         svc.db,
-        limit=parse_int("limit", limit, 50, 1, 1000),
-        offset=parse_int("offset", offset, 0, 0, 10_000_000),
+        limit=limit,
+        offset=offset,
     )
     defaults = await _defaults(svc)
     return JSON({"records": [_override(r["user_id"], r["body"], defaults, r) for r in rows], "total": total})

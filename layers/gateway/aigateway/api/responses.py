@@ -41,7 +41,7 @@ class SSEResponse(StreamingResponse):
     """An event stream whose `on_close` runs however it ends: finished, failed or abandoned.
 
     Starlette skips a StreamingResponse's background task when the server reports a client
-    disconnect by raising (ASGI spec 2.4); closing the upstream and recording the tokens
+    disconnect by raising (ASGI HTTP spec, version 2.4); closing the upstream and recording the tokens
     already generated must not depend on which way the caller went away.
     """
 

@@ -1,24 +1,21 @@
-"""Admin routes for usage records, summaries and the audit log (spec §9, CONTRACT §6)."""
+"""Admin routes for usage records, summaries and the audit log (docs/api.md#usage-and-audit)."""
 
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from fastapi import APIRouter
 
-from ..errors import invalid_input
 from ..store import audit
 from ..store import usage as store
 from ..store.usage import money
+from ..timefmt import iso_or_none
 from .deps import Admin, Svc
-from .params import parse_int, parse_time, parse_uuid
+from .params import Filter, GroupBy, Limit, Offset, OptionalUUID, Timestamp
 from .responses import JSON
 
 router = APIRouter(tags=["usage"])
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def _record(r: dict[str, Any]) -> dict[str, Any]:
@@ -29,7 +26,7 @@ def _record(r: dict[str, Any]) -> dict[str, Any]:
         "outputTokens": r["output_tokens"],
         "imageCount": r["image_count"],
         "imageResolution": r["image_resolution"],
-        "createdAt": _iso(r["created_at"]),
+        "createdAt": iso_or_none(r["created_at"]),
         "modelId": r.get("model_id"),
         "model": r.get("model"),
         "provider": r.get("provider"),
@@ -58,19 +55,19 @@ def _totals(r: dict[str, Any]) -> dict[str, Any]:
 async def list_usage(
     svc: Svc,
     _: Admin,
-    startDate: str | None = None,
-    endDate: str | None = None,
-    limit: str | None = None,
-    offset: str | None = None,
-    userId: str | None = None,
+    startDate: Timestamp = None,
+    endDate: Timestamp = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    userId: Filter = None,
 ) -> JSON:
     rows, total = await store.records(
         svc.db,
-        start=parse_time("startDate", startDate),
-        end=parse_time("endDate", endDate),
-        user_id=userId or None,
-        limit=parse_int("limit", limit, 50, 1, 1000),
-        offset=parse_int("offset", offset, 0, 0, 10_000_000),
+        start=startDate,
+        end=endDate,
+        user_id=userId,
+        limit=limit,
+        offset=offset,
     )
     return JSON({"records": [_record(r) for r in rows], "total": total})
 
@@ -79,21 +76,19 @@ async def list_usage(
 async def usage_summary(
     svc: Svc,
     _: Admin,
-    configId: str | None = None,
-    startDate: str | None = None,
-    endDate: str | None = None,
-    userId: str | None = None,
-    groupBy: str | None = None,
+    configId: OptionalUUID = None,
+    startDate: Timestamp = None,
+    endDate: Timestamp = None,
+    userId: Filter = None,
+    groupBy: GroupBy = None,
 ) -> JSON:
-    if groupBy not in (None, "", "day", "model", "user"):
-        raise invalid_input("Validation error: groupBy: Expected 'day' | 'model' | 'user'")
     total, groups = await store.summary(
         svc.db,
-        start=parse_time("startDate", startDate),
-        end=parse_time("endDate", endDate),
-        config_id=parse_uuid("configId", configId),
-        user_id=userId or None,
-        group_by=groupBy or None,
+        start=startDate,
+        end=endDate,
+        config_id=str(configId) if configId else None,
+        user_id=userId,
+        group_by=groupBy,
     )
     body = _totals(total)
     if groupBy:
@@ -102,15 +97,11 @@ async def usage_summary(
     return JSON(body)
 
 
-@router.get("/api/ai/usage/config/{config_id}")
+@router.get("/api/ai/usage/config/{configId}")
 async def usage_by_config(
-    config_id: str, svc: Svc, _: Admin, startDate: str | None = None, endDate: str | None = None
+    configId: UUID, svc: Svc, _: Admin, startDate: Timestamp = None, endDate: Timestamp = None
 ) -> JSON:
-    cid = parse_uuid("configId", config_id)
-    assert cid is not None
-    rows = await store.by_config(
-        svc.db, cid, start=parse_time("startDate", startDate), end=parse_time("endDate", endDate)
-    )
+    rows = await store.by_config(svc.db, str(configId), start=startDate, end=endDate)
     return JSON(
         [
             {
@@ -120,7 +111,7 @@ async def usage_by_config(
                 "outputTokens": r["output_tokens"],
                 "imageCount": r["image_count"],
                 "imageResolution": r["image_resolution"],
-                "createdAt": _iso(r["created_at"]),
+                "createdAt": iso_or_none(r["created_at"]),
                 "userId": r["user_id"],
                 "costUsd": money(r["cost_usd"]),
                 "modelId": r["model_id"],
@@ -134,21 +125,21 @@ async def usage_by_config(
 async def list_audit(
     svc: Svc,
     _: Admin,
-    action: str | None = None,
-    actor: str | None = None,
-    startDate: str | None = None,
-    endDate: str | None = None,
-    limit: str | None = None,
-    offset: str | None = None,
+    action: Filter = None,
+    actor: Filter = None,
+    startDate: Timestamp = None,
+    endDate: Timestamp = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> JSON:
     rows, total = await audit.search(
         svc.db,
-        action=action or None,
-        actor=actor or None,
-        start=parse_time("startDate", startDate),
-        end=parse_time("endDate", endDate),
-        limit=parse_int("limit", limit, 50, 1, 1000),
-        offset=parse_int("offset", offset, 0, 0, 10_000_000),
+        action=action,
+        actor=actor,
+        start=startDate,
+        end=endDate,
+        limit=limit,
+        offset=offset,
     )
     return JSON(
         {
@@ -160,7 +151,7 @@ async def list_audit(
                     "module": r["module"],
                     "details": r["details"],
                     "ipAddress": r["ip_address"],
-                    "createdAt": _iso(r["created_at"]),
+                    "createdAt": iso_or_none(r["created_at"]),
                 }
                 for r in rows
             ],

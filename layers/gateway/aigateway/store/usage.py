@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ..db import Conn, Database
+from ..db import Database
 
 
 @dataclass
@@ -64,8 +64,19 @@ _INSERT_BATCH = """INSERT INTO {s}.usage
                  image_resolution, user_id, cost_usd, key_source, latency_ms, created_at)
     ON CONFLICT (request_id) DO NOTHING"""
 _COLUMNS = (
-    "request_id", "config_id", "model_id", "kind", "input_tokens", "output_tokens", "image_count",
-    "image_resolution", "user_id", "cost_usd", "key_source", "latency_ms", "created_at",
+    "request_id",
+    "config_id",
+    "model_id",
+    "kind",
+    "input_tokens",
+    "output_tokens",
+    "image_count",
+    "image_resolution",
+    "user_id",
+    "cost_usd",
+    "key_source",
+    "latency_ms",
+    "created_at",
 )
 
 
@@ -75,15 +86,6 @@ async def insert_batch(db: Database, records: list[UsageRecord]) -> None:
         await insert(db, records[0])
         return
     await db.execute(_INSERT_BATCH, [[getattr(r, c) for r in records] for c in _COLUMNS])
-
-
-async def insert_many(db: Database, records: list[UsageRecord]) -> None:
-    async def work(conn: Conn) -> None:
-        async with conn.transaction():
-            cur = conn.cursor()
-            await cur.executemany(db.q(_INSERT), [r.to_dict() for r in records])
-
-    await db.run(work)
 
 
 _FILTER = """WHERE (%(start)s::timestamptz IS NULL OR u.created_at >= %(start)s)
