@@ -21,4 +21,4 @@ async def chat_completion_route(body: ChatRequest, request: Request, svc: Svc, w
         stream = await chat.stream(svc, ctx, body)
         return stream_response(stream, native.chat_frames(stream))
     answer = await chat.answer(svc, ctx, body)
-    return answer_response(svc, answer, native.chat_body(answer))
+    return await answer_response(svc, answer, native.chat_body(answer))

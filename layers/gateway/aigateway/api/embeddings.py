@@ -17,4 +17,4 @@ router = APIRouter(tags=["generation"])
 @router.post("/api/ai/embeddings")
 async def embeddings_route(body: EmbeddingsRequest, request: Request, svc: Svc, who: User) -> Response:
     answer = await embeddings(svc, call_context(request, who), body)
-    return answer_response(svc, answer, native.embeddings_body(answer))
+    return await answer_response(svc, answer, native.embeddings_body(answer))

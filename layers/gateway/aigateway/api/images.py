@@ -26,7 +26,7 @@ router = APIRouter(tags=["generation"])
 @router.post("/api/ai/image/generation")
 async def image_generation_route(body: ImageRequest, request: Request, svc: Svc, who: User) -> Response:
     answer = await image_generation(svc, call_context(request, who), body, str(request.base_url))
-    return answer_response(svc, answer, native.images_body(answer))
+    return await answer_response(svc, answer, native.images_body(answer))
 
 
 @router.get("/api/ai/images/files/{name}", include_in_schema=False)

@@ -84,6 +84,7 @@ async def chat_frames(stream: ChatStream) -> AsyncIterator[bytes]:
         for content in state.absorb(chunk):
             yield sse.frame({"chunk": content})
     if state.error is not None:
+        await stream.finish()
         yield sse.frame({"error": True, "message": f"Failed to stream response: {state.error}"})
         return
     usage = camel_usage(state.usage)
@@ -95,6 +96,7 @@ async def chat_frames(stream: ChatStream) -> AsyncIterator[bytes]:
     if notes:
         yield sse.frame({"annotations": notes})
     state.done = True
+    await stream.finish()  # counted before the caller sees the end
     yield sse.frame({"done": True, **({"tokenUsage": usage} if usage else {})})
 
 

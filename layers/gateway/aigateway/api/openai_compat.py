@@ -39,13 +39,13 @@ async def chat_completions(body: OpenAIChatRequest, request: Request, svc: Svc, 
         stream = await chat.stream(svc, ctx, native, extra)
         return stream_response(stream, shapes.chat_frames(stream, include_usage=body.include_usage))
     answer = await chat.answer(svc, ctx, native, extra)
-    return answer_response(svc, answer, shapes.chat_body(answer))
+    return await answer_response(svc, answer, shapes.chat_body(answer))
 
 
 @embeddings_router.post("/embeddings")
 async def embeddings(body: EmbeddingsRequest, request: Request, svc: Svc, who: User) -> Response:
     answer = await embeddings_flow(svc, call_context(request, who), body)
-    return answer_response(svc, answer, shapes.embeddings_body(answer))
+    return await answer_response(svc, answer, shapes.embeddings_body(answer))
 
 
 @models_router.get("/models")

@@ -136,8 +136,11 @@ async def chat_frames(stream: ChatStream, *, include_usage: bool) -> AsyncIterat
             out["usage"] = None
         yield sse.frame(out)
     if state.error is not None:
+        await stream.finish()
         yield stream_error(f"Failed to stream response: {state.error}")
         return
+    state.done = True
+    await stream.finish()  # counted before the caller sees the end
     if include_usage:
         yield sse.frame(
             {
@@ -149,7 +152,6 @@ async def chat_frames(stream: ChatStream, *, include_usage: bool) -> AsyncIterat
                 "usage": openai_usage(state.usage or Usage()),
             }
         )
-    state.done = True
     yield DONE_FRAME
 
 

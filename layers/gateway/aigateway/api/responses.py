@@ -1,17 +1,20 @@
 """How a flow's result leaves as HTTP: orjson bodies, event streams, and the one place a call is settled.
 
 `answer_response` and `stream_response` are the only way a generation route answers, so every
-dialect settles a call (usage row + quota charge, `flows.metering.settle`) at the same point.
+dialect settles a call (usage row + quota charge, `flows.metering.settle`) at the same point:
+before the last byte leaves. A JSON body is sent only after its call was settled; a stream's
+final frame (`done`, `[DONE]`, or the error frame) only after `ChatStream.finish` ran (the
+dialects' frame generators call it). On Lambda the environment is frozen the moment the response
+ends, so anything left for after it would run late or never; locally the same order means that
+when a caller has its answer, the call has been counted.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Awaitable, Callable
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from starlette.background import BackgroundTask
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -62,15 +65,13 @@ class SSEResponse(StreamingResponse):
             await self._on_close()
 
 
-def answer_response(svc: Services, answer: Answer[Any], body: dict[str, Any]) -> JSON:
-    """A finished call's JSON body, with its rate-limit headers; the call is settled with it."""
-    return JSON(
-        body,
-        headers=answer.admission.headers,
-        background=BackgroundTask(partial(settle, svc, answer.admission, answer.usage)),
-    )
+async def answer_response(svc: Services, answer: Answer[Any], body: dict[str, Any]) -> JSON:
+    """A finished call's JSON body with its rate-limit headers, once the call is settled."""
+    await settle(svc, answer.admission, answer.usage)
+    return JSON(body, headers=answer.admission.headers)
 
 
 def stream_response(stream: ChatStream, frames: AsyncIterable[bytes]) -> SSEResponse:
-    """A dialect's frames for an open stream; `stream.finish` settles it however it ends."""
+    """A dialect's frames for an open stream. The frames settle it before their final frame; `on_close`
+    runs `finish` again (a no-op then) for a stream that ended otherwise: the caller hung up."""
     return SSEResponse(frames, headers={**SSE_HEADERS, **stream.admission.headers}, on_close=stream.finish)
