@@ -25,7 +25,6 @@ import pytest
 from aigateway.auth import mint_jwt
 from aigateway.local import EmbeddedPostgres
 
-
 ServerThread = Any  # tests/conftest.py's loopback server (the `simulator` fixture)
 SQL = Callable[..., list[dict[str, Any]]]
 CHAT, EMBED, IMAGE = "openai/gpt-4o-mini", "openai/text-embedding-3-small", "google/gemini-2.5-flash-image-preview"
