@@ -14,7 +14,7 @@ can pass that on its own. Such images are stored and the answer carries a time-l
   compared in constant time; a bad or expired link is a 403, a good link to a deleted file a 404.
   Files older than the link lifetime are swept when new images are written.
 
-Both implement `ImageStore.put`; `store_for(svc)` picks one per process.
+Both implement `ImageStore.put`; `image_store(settings)` picks one; `Services.images` holds it per process.
 """
 
 from __future__ import annotations
