@@ -6,7 +6,7 @@ What runs, all on 127.0.0.1:
 * the gateway (gateway_server.py: uvicorn + uvloop + httptools, one worker, no access log) with
   everything on: a user JWT on every request, the model gated by an enabled configuration with a
   system prompt, project and per-user limits generous enough never to refuse (so the admission
-  statement runs on every call), usage rows and quota charges written after each answer;
+  statement runs on every call), usage rows and quota charges committed before each answer's last byte;
 * with `--peers`, LiteLLM's proxy (peers.py) pointed at the same simulator.
 
 CPU placement (2-core machine, as in the earlier measurements of infra/bench/RESULTS.md): the process under test
@@ -20,6 +20,11 @@ simulator directly, the gateway and LiteLLM; (2) streaming: time to first chunk,
 per chunk and merged-chunk checks with 20 chunks paced 20 ms apart, concurrency 1 and 64;
 (3) cold start of each functions/<name> handler (coldstart.py). Writes
 bench-results/bench-<time>.json and prints a table.
+
+One module of ~600 lines on purpose: it is a script read top to bottom (start the stack, run each
+measurement, write the JSON), and its parts share the stack's processes and placement; the pieces
+that stand alone (load generator, stream client, cold start, peers, process control) are their own
+modules beside it.
 """
 
 from __future__ import annotations
