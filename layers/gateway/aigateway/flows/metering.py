@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -16,13 +17,20 @@ log = logging.getLogger(__name__)
 async def settle(svc: Services, admission: Admission | None, record: UsageRecord) -> None:
     """Write the usage row (or spool it) and charge it against the caller's and the project's quotas.
 
-    Never raises: the answer is already paid for upstream. Concurrent calls share one insert and
-    one charge statement per subject (`Services.usage`, `Services.charges`: group commit).
+    Runs before the answer's last byte, so its time is the caller's: the row and the charge are
+    independent statements and go out together (on separate connections where the pool has them).
+    Concurrent calls share one insert and one charge statement per subject (`Services.usage`,
+    `Services.charges`: group commit). Never raises: the answer is already paid for upstream.
     """
-    await svc.usage.record(record)
-    if admission is not None:
-        tokens = (record.input_tokens or 0) + (record.output_tokens or 0)
-        try:
-            await svc.charges.submit((admission.subject, tokens, record.cost_usd))
-        except Exception:
-            log.exception("charging usage against limits failed")
+    if admission is None:
+        await svc.usage.record(record)
+        return
+    await asyncio.gather(svc.usage.record(record), _charge(svc, admission, record))
+
+
+async def _charge(svc: Services, admission: Admission, record: UsageRecord) -> None:
+    tokens = (record.input_tokens or 0) + (record.output_tokens or 0)
+    try:
+        await svc.charges.submit((admission.subject, tokens, record.cost_usd))
+    except Exception:
+        log.exception("charging usage against limits failed")
