@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -15,6 +15,8 @@ from aigateway.db import Database
 from aigateway.errors import GatewayError
 from aigateway.settings import Settings
 from botocore.stub import Stubber
+
+from tests.support import SQL
 
 from .conftest import ENV_KEY, Gw, Sim, encodings, models_key, set_key
 
@@ -64,7 +66,7 @@ def test_kms_faults_on_decrypt_are_503s_and_never_fall_through(
 
 
 def test_kms_fault_on_encrypt_keeps_the_old_key(
-    make_gw: Callable[..., Gw], kms_key_id: str, sim: Sim, sql: Callable[..., Any]
+    make_gw: Callable[..., Gw], kms_key_id: str, sim: Sim, sql: SQL
 ) -> None:
     gw = make_gw(kms_key_id=kms_key_id, master_key=None)
     assert set_key(gw, KEY).status_code == 200
@@ -120,14 +122,6 @@ def test_on_aws_without_kms_is_a_503_for_the_key_routes(make_gw: Callable[..., G
 
 
 # -- the resolver directly ----------------------------------------------------------------------
-
-
-@pytest.fixture
-async def db(pg: Any, sql: Callable[..., Any]) -> AsyncIterator[Database]:
-    sql("TRUNCATE ai.secrets, ai.audit_logs")
-    database = Database(lambda: pg.uri, schema="ai")
-    yield database
-    await database.close()
 
 
 async def test_resolve_raises_actionable_503s(db: Database, base_settings: Settings) -> None:

@@ -10,6 +10,8 @@ import pytest
 from aigateway.crypto import LocalKeyWrapper, byok_context
 from aigateway.settings import Settings
 
+from tests.support import SQL
+
 from .conftest import ENV_KEY, Gw, Sim, create_cloud_secret, free_port_url, models_key, set_key
 
 KEY = "sk-or-v1-0123456789abcdef0123456789abcdef"
@@ -40,7 +42,7 @@ def test_get_reports_each_key_source(make_gw: Callable[..., Gw], aws: None) -> N
 
 
 def test_post_validates_live_stores_only_ciphertext_and_audits(
-    gateway_with_keys: Gw, sim: Sim, sql: Callable[..., list[dict[str, Any]]]
+    gateway_with_keys: Gw, sim: Sim, sql: SQL
 ) -> None:
     gw = gateway_with_keys
     who = gw.user(role="project_admin", sub="admin-1", email="admin@example.com")
@@ -60,6 +62,7 @@ def test_post_validates_live_stores_only_ciphertext_and_audits(
     )
     ciphertext = bytes(row["value_ciphertext"])
     assert KEY.encode() not in ciphertext
+    assert gw.settings.master_key
     wrapper = LocalKeyWrapper(base64.b64decode(gw.settings.master_key))
     assert wrapper.unwrap(ciphertext, byok_context(gw.settings)) == KEY.encode(), "bound to this deployment"
 
@@ -69,7 +72,7 @@ def test_post_validates_live_stores_only_ciphertext_and_audits(
 
 
 def test_post_refused_key_is_400_and_stores_nothing(
-    gateway_with_keys: Gw, sql: Callable[..., list[dict[str, Any]]]
+    gateway_with_keys: Gw, sql: SQL
 ) -> None:
     gw = gateway_with_keys
     r = set_key(gw, "sk-or-v1-revoked-0000")
@@ -83,7 +86,7 @@ def test_post_refused_key_is_400_and_stores_nothing(
     assert _status(gw)["keySource"] == "env"
 
 
-def test_post_with_upstream_unreachable_is_502(make_gw: Callable[..., Gw], sql: Callable[..., Any]) -> None:
+def test_post_with_upstream_unreachable_is_502(make_gw: Callable[..., Gw], sql: SQL) -> None:
     gw = make_gw(openrouter_base_url=free_port_url())
     r = set_key(gw, KEY)
     assert r.status_code == 502
@@ -123,7 +126,7 @@ def test_post_invalid_body_is_400(
     assert sim.keys("/key") == [], "nothing reached the upstream"
 
 
-def test_delete_soft_deactivates_then_404(gateway_with_keys: Gw, sim: Sim, sql: Callable[..., Any]) -> None:
+def test_delete_soft_deactivates_then_404(gateway_with_keys: Gw, sim: Sim, sql: SQL) -> None:
     gw = gateway_with_keys
     assert set_key(gw, KEY).status_code == 200
     r = gw.client.delete(ROUTE, headers=gw.admin())
@@ -188,7 +191,7 @@ def test_credits_of_the_active_key(make_gw: Callable[..., Gw], sim: Sim) -> None
 
 
 def test_kms_deployment_round_trip(
-    make_gw: Callable[..., Gw], kms_key_id: str, sim: Sim, sql: Callable[..., Any]
+    make_gw: Callable[..., Gw], kms_key_id: str, sim: Sim, sql: SQL
 ) -> None:
     """On a KMS deployment the key is stored as a KMS ciphertext and decrypted for upstream calls."""
     gw = make_gw(kms_key_id=kms_key_id, master_key=None, on_aws=True)

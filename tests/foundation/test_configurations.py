@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from tests.support import SQL, Gateway
 
-def test_create_list_disable_and_audit(gateway: Any) -> None:
+
+def test_create_list_disable_and_audit(gateway: Gateway) -> None:
     c, admin = gateway.client, gateway.admin()
     r = c.post(
         "/api/ai/configurations",
@@ -38,7 +40,7 @@ def test_create_list_disable_and_audit(gateway: Any) -> None:
     assert audit["records"][1]["details"]["modelId"] == "openai/gpt-4o-mini"
 
 
-def test_create_is_an_upsert_on_model_id_and_keeps_the_prompt(gateway: Any, sql: Any) -> None:
+def test_create_is_an_upsert_on_model_id_and_keeps_the_prompt(gateway: Gateway, sql: SQL) -> None:
     first = gateway.enable("openai/gpt-4o", systemPrompt="Keep me.")
     gateway.client.delete(f"/api/ai/configurations/{first}", headers=gateway.admin())
     second = gateway.enable("openai/gpt-4o", inputModality=["text"])
@@ -47,7 +49,7 @@ def test_create_is_an_upsert_on_model_id_and_keeps_the_prompt(gateway: Any, sql:
     assert row == {"is_active": True, "system_prompt": "Keep me.", "input_modality": ["text"]}
 
 
-def test_patch_updates_the_prompt_and_404s(gateway: Any, sql: Any) -> None:
+def test_patch_updates_the_prompt_and_404s(gateway: Gateway, sql: SQL) -> None:
     c, admin = gateway.client, gateway.admin()
     cid = gateway.enable("anthropic/claude-3.5-haiku")
     r = c.patch(f"/api/ai/configurations/{cid}", json={"systemPrompt": "New."}, headers=admin)
@@ -72,7 +74,7 @@ def test_patch_updates_the_prompt_and_404s(gateway: Any, sql: Any) -> None:
     assert actions.count("UPDATE_CONFIGURATION") == 2
 
 
-def test_validation_errors_name_the_field(gateway: Any) -> None:
+def test_validation_errors_name_the_field(gateway: Gateway) -> None:
     c, admin = gateway.client, gateway.admin()
     r = c.post("/api/ai/configurations", json={"inputModality": [], "outputModality": ["text"], "modelId": "m/x"},
                headers=admin)

@@ -8,10 +8,13 @@ from typing import Any
 import httpx
 from aigateway.api.app import build_app
 from aigateway.api.local import local_app
+from aigateway.local import EmbeddedPostgres
 from fastapi import APIRouter
 
+from tests.support import Gateway, MakeGateway
 
-def test_unknown_route_is_a_not_found_body(gateway: Any) -> None:
+
+def test_unknown_route_is_a_not_found_body(gateway: Gateway) -> None:
     r = gateway.client.get("/api/ai/nope", headers=gateway.admin())
     assert r.status_code == 404
     assert r.json() == {
@@ -23,12 +26,12 @@ def test_unknown_route_is_a_not_found_body(gateway: Any) -> None:
     assert r.headers["x-request-id"]
 
 
-def test_wrong_method_is_405_with_the_error_body(gateway: Any) -> None:
+def test_wrong_method_is_405_with_the_error_body(gateway: Gateway) -> None:
     r = gateway.client.put("/api/ai/configurations", headers=gateway.admin())
     assert r.status_code == 405 and r.json()["error"] == "METHOD_NOT_ALLOWED"
 
 
-def test_body_over_the_limit_is_413_before_parsing(make_gateway: Any) -> None:
+def test_body_over_the_limit_is_413_before_parsing(make_gateway: MakeGateway) -> None:
     gw = make_gateway(max_body_bytes=2048)
     big = b'{"model": "x", "messages": [' + b" " * 4096 + b"]}"
     r = gw.client.post("/api/ai/configurations", content=big,
@@ -50,7 +53,7 @@ def test_body_over_the_limit_is_413_before_parsing(make_gateway: Any) -> None:
     assert r.status_code == 201, r.text
 
 
-def test_unexpected_errors_are_a_generic_500_without_internals(make_gateway: Any, caplog: Any) -> None:
+def test_unexpected_errors_are_a_generic_500_without_internals(make_gateway: MakeGateway, caplog: Any) -> None:
     boom = APIRouter()
 
     @boom.get("/api/ai/boom")
@@ -70,7 +73,7 @@ def test_unexpected_errors_are_a_generic_500_without_internals(make_gateway: Any
     assert gw.client.get("/api/ai/health").json() == {"status": "ok"}
 
 
-def test_database_down_is_503_quickly(make_gateway: Any) -> None:
+def test_database_down_is_503_quickly(make_gateway: MakeGateway) -> None:
     gw = make_gateway(database_url="postgresql://postgres@/postgres?host=/nonexistent-socket-dir",
                       db_connect_timeout_s=2)
     started = time.monotonic()
@@ -80,7 +83,7 @@ def test_database_down_is_503_quickly(make_gateway: Any) -> None:
     assert time.monotonic() - started < 5
 
 
-def test_database_down_mid_life_then_back(gateway: Any, pg: Any) -> None:
+def test_database_down_mid_life_then_back(gateway: Gateway, pg: EmbeddedPostgres) -> None:
     assert gateway.client.get("/api/ai/configurations", headers=gateway.admin()).status_code == 200
     pg.stop()
     try:
@@ -92,7 +95,7 @@ def test_database_down_mid_life_then_back(gateway: Any, pg: Any) -> None:
     assert gateway.client.get("/api/ai/configurations", headers=gateway.admin()).status_code == 200
 
 
-def test_cors_reflects_the_origin_with_credentials(gateway: Any) -> None:
+def test_cors_reflects_the_origin_with_credentials(gateway: Gateway) -> None:
     r = gateway.client.options(
         "/api/ai/chat/completion",
         headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
@@ -107,13 +110,13 @@ def test_cors_reflects_the_origin_with_credentials(gateway: Any) -> None:
     assert r.headers["access-control-allow-origin"] == "https://x.dev"
 
 
-def test_openapi_document_and_docs_are_served(gateway: Any) -> None:
+def test_openapi_document_and_docs_are_served(gateway: Gateway) -> None:
     doc = gateway.client.get("/openapi.json").json()
     assert "/api/ai/chat/completion" in doc["paths"] and "/api/ai/configurations" in doc["paths"]
     assert gateway.client.get("/docs").status_code == 200
 
 
-def test_local_app_mounts_every_router(gateway: Any) -> None:
+def test_local_app_mounts_every_router(gateway: Gateway) -> None:
     paths = set(local_app(gateway.services).openapi()["paths"])
     for path in ("/api/ai/chat/completion", "/api/ai/image/generation", "/api/ai/embeddings",
                  "/api/ai/configurations", "/api/ai/usage", "/api/ai/usage/summary", "/api/ai/audit",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import pytest
 
+from tests.support import SQL, Gateway
 
-def _seed(sql: Any, config_id: str) -> None:
+
+def _seed(sql: SQL, config_id: str) -> None:
     rows = [
         ("alice", "2026-05-01T10:00:00Z", 10, 20, 0.001),
         ("alice", "2026-05-02T10:00:00Z", 5, 5, 0.0005),
@@ -22,7 +23,7 @@ def _seed(sql: Any, config_id: str) -> None:
         )
 
 
-def test_usage_lists_filters_and_summaries(gateway: Any, sql: Any) -> None:
+def test_usage_lists_filters_and_summaries(gateway: Gateway, sql: SQL) -> None:
     cid = gateway.enable("openai/gpt-4o-mini")
     _seed(sql, cid)
     c, admin = gateway.client, gateway.admin()
@@ -56,7 +57,7 @@ def test_usage_lists_filters_and_summaries(gateway: Any, sql: Any) -> None:
         ("/api/ai/audit", {"startDate": "soon"}, "startDate"),
     ],
 )
-def test_bad_queries_are_400_naming_the_field(gateway: Any, path: str, params: dict[str, str], field: str) -> None:
+def test_bad_queries_are_400_naming_the_field(gateway: Gateway, path: str, params: dict[str, str], field: str) -> None:
     r = gateway.client.get(path, params=params, headers=gateway.admin())
     assert r.status_code == 400, r.text
     body = r.json()
@@ -64,7 +65,7 @@ def test_bad_queries_are_400_naming_the_field(gateway: Any, path: str, params: d
     assert body["message"].startswith(f"Validation error: {field}"), body["message"]
 
 
-def test_audit_filters_and_pages(gateway: Any) -> None:
+def test_audit_filters_and_pages(gateway: Gateway) -> None:
     for model in ("a/one", "a/two", "a/three"):
         gateway.enable(model)
     c, admin = gateway.client, gateway.admin()

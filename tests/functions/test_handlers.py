@@ -18,7 +18,6 @@ import importlib.util
 import json
 import os
 import secrets
-import socket
 import ssl
 import subprocess
 import sys
@@ -38,14 +37,13 @@ import pytest
 from aigateway.auth import mint_jwt
 from aigateway.local import EmbeddedPostgres
 
-ServerThread = Any  # tests/conftest.py's loopback server (the `simulator` fixture)
+from tests.support import SQL, ServerThread, free_port, sim_log
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "functions"
 CHAT_MODEL = "openai/gpt-4o-mini"
 EMBED_MODEL = "openai/text-embedding-3-small"
 IMAGE_MODEL = "google/gemini-2.5-flash-image-preview"
-SQL = Callable[..., list[dict[str, Any]]]
 
 
 class Context:
@@ -118,18 +116,6 @@ def body_of(response: dict[str, Any]) -> Any:
     if response.get("isBase64Encoded"):
         raw = base64.b64decode(raw).decode()
     return json.loads(raw) if raw else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def sim_requests(simulator: ServerThread) -> list[dict[str, Any]]:
-    data = httpx.get(simulator.url + "/_sim/requests").json()
-    return list(data["requests"] if isinstance(data, dict) else data)
 
 
 def _import(name: str) -> ModuleType:
@@ -324,7 +310,7 @@ def test_embeddings_handler(functions: Callable[[str], Function], lambda_env: di
                             simulator: ServerThread) -> None:
     enable(functions, lambda_env, EMBED_MODEL, ["text"], ["embeddings"])
     fn = functions("embeddings")
-    seen = len(sim_requests(simulator))
+    seen = len(sim_log(simulator.url))
     for i, text in enumerate(["first call opens the connection", "second call reuses it"]):
         status, body, _ = fn.request("POST", "/api/ai/embeddings", headers=user(lambda_env),
                                      body={"model": EMBED_MODEL, "input": text})
@@ -333,7 +319,7 @@ def test_embeddings_handler(functions: Callable[[str], Function], lambda_env: di
         assert body["metadata"]["model"] == EMBED_MODEL
         if i == 0:
             conn = list(fn.db._idle)
-    upstream = [r for r in sim_requests(simulator)[seen:] if r["path"].endswith("/embeddings")]
+    upstream = [r for r in sim_log(simulator.url)[seen:] if r["path"].endswith("/embeddings")]
     assert len(upstream) == 2
     rows = _wait_rows(fresh, "SELECT kind, user_id FROM ai.usage ORDER BY created_at", 2)
     assert rows == [{"kind": "embedding", "user_id": "fn-user"}] * 2

@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from .helpers import sim_chats, sse_events, wait_usage
+from tests.support import SQL, Gateway, MakeGateway, ServerThread, sim_chats, sse_events, wait_usage
 
 MODEL = "openai/gpt-4o-mini"
 HELLO = [{"role": "user", "content": "Say hello to the gateway"}]
 
 
-def _usage_row(sql: Any) -> dict[str, Any]:
+def _usage_row(sql: SQL) -> dict[str, Any]:
     rows = sql("SELECT * FROM ai.usage")
     assert len(rows) == 1, rows
     return rows[0]
@@ -20,7 +20,7 @@ def _usage_row(sql: Any) -> dict[str, Any]:
 
 
 
-def test_plain_chat_shape_prompt_and_usage(gateway: Any, simulator: Any, sql: Any) -> None:
+def test_plain_chat_shape_prompt_and_usage(gateway: Gateway, simulator: ServerThread, sql: SQL) -> None:
     config_id = gateway.enable(MODEL, systemPrompt="You are the admin's assistant.")
     r = gateway.client.post(
         "/api/ai/chat/completion",
@@ -59,7 +59,7 @@ def test_plain_chat_shape_prompt_and_usage(gateway: Any, simulator: Any, sql: An
     assert row["model_id"] == MODEL and row["latency_ms"] >= 0
 
 
-def test_defaults_sent_upstream(gateway: Any, simulator: Any) -> None:
+def test_defaults_sent_upstream(gateway: Gateway, simulator: ServerThread) -> None:
     gateway.enable(MODEL)
     r = gateway.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": HELLO},
                             headers=gateway.user())
@@ -69,7 +69,7 @@ def test_defaults_sent_upstream(gateway: Any, simulator: Any) -> None:
     assert "stream" not in upstream and "plugins" not in upstream
 
 
-def test_model_not_enabled_and_disabled(gateway: Any) -> None:
+def test_model_not_enabled_and_disabled(gateway: Gateway) -> None:
     r = gateway.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": HELLO},
                             headers=gateway.user())
     assert r.status_code == 400
@@ -88,7 +88,7 @@ def test_model_not_enabled_and_disabled(gateway: Any) -> None:
     assert r.status_code == 400 and r.json()["error"] == "AI_INVALID_MODEL"
 
 
-def test_thinking_suffix_needs_its_own_configuration(gateway: Any, simulator: Any, sql: Any) -> None:
+def test_thinking_suffix_needs_its_own_configuration(gateway: Gateway, simulator: ServerThread, sql: SQL) -> None:
     gateway.enable("deepseek/deepseek-r1")
     req = {"model": "deepseek/deepseek-r1", "messages": HELLO, "thinking": True}
     r = gateway.client.post("/api/ai/chat/completion", json=req, headers=gateway.user())
@@ -112,7 +112,7 @@ TOOLS = [
 
 
 @pytest.mark.parametrize("calls", [1, 2])
-def test_tool_calls_plain(gateway: Any, simulator: Any, calls: int) -> None:
+def test_tool_calls_plain(gateway: Gateway, simulator: ServerThread, calls: int) -> None:
     gateway.enable(MODEL)
     r = gateway.client.post(
         "/api/ai/chat/completion",
@@ -132,7 +132,7 @@ def test_tool_calls_plain(gateway: Any, simulator: Any, calls: int) -> None:
 
 
 @pytest.mark.parametrize("calls", [1, 3])
-def test_tool_calls_streamed_are_assembled_by_index(gateway: Any, calls: int) -> None:
+def test_tool_calls_streamed_are_assembled_by_index(gateway: Gateway, calls: int) -> None:
     gateway.enable(MODEL)
     with gateway.client.stream(
         "POST", "/api/ai/chat/completion",
@@ -151,7 +151,7 @@ def test_tool_calls_streamed_are_assembled_by_index(gateway: Any, calls: int) ->
     assert events[-1]["done"] is True
 
 
-def test_tool_round_trip_messages_forwarded(gateway: Any, simulator: Any) -> None:
+def test_tool_round_trip_messages_forwarded(gateway: Gateway, simulator: ServerThread) -> None:
     gateway.enable(MODEL)
     messages = [
         *HELLO,
@@ -173,7 +173,7 @@ def test_tool_round_trip_messages_forwarded(gateway: Any, simulator: Any) -> Non
     assert r.json()["message"] == "Tool message is missing required tool_call_id"
 
 
-def test_web_search_annotations(gateway: Any, simulator: Any) -> None:
+def test_web_search_annotations(gateway: Gateway, simulator: ServerThread) -> None:
     gateway.enable(MODEL)
     r = gateway.client.post(
         "/api/ai/chat/completion",
@@ -191,7 +191,7 @@ def test_web_search_annotations(gateway: Any, simulator: Any) -> None:
         assert "url_citation" not in n and "start_index" not in n["urlCitation"]
 
 
-def test_web_search_annotations_streamed(gateway: Any) -> None:
+def test_web_search_annotations_streamed(gateway: Gateway) -> None:
     gateway.enable(MODEL)
     with gateway.client.stream("POST", "/api/ai/chat/completion",
                                json={"model": MODEL, "messages": HELLO, "stream": True,
@@ -201,7 +201,7 @@ def test_web_search_annotations_streamed(gateway: Any) -> None:
     assert len(notes) == 1 and notes[0]["annotations"][0]["type"] == "url_citation"
 
 
-def test_pdf_plugin_and_vision_input(gateway: Any, simulator: Any) -> None:
+def test_pdf_plugin_and_vision_input(gateway: Gateway, simulator: ServerThread) -> None:
     gateway.enable(MODEL)
     pdf = "data:application/pdf;base64,JVBERi0xLjQK"
     content = [
@@ -222,7 +222,7 @@ def test_pdf_plugin_and_vision_input(gateway: Any, simulator: Any) -> None:
     assert "report.pdf" in r.json()["text"] and "1 image" in r.json()["text"]
 
 
-def test_legacy_message_images_become_content_parts(gateway: Any, simulator: Any) -> None:
+def test_legacy_message_images_become_content_parts(gateway: Gateway, simulator: ServerThread) -> None:
     gateway.enable(MODEL)
     msg = {"role": "user", "content": "What is this?", "images": [{"url": "https://example.com/a.jpg"}]}
     r = gateway.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": [msg]},
@@ -249,7 +249,7 @@ def test_legacy_message_images_become_content_parts(gateway: Any, simulator: Any
         ({"model": MODEL, "messages": [{"role": "user", "content": [{"type": "video"}]}]}, "messages.0.content"),
     ],
 )
-def test_validation_errors_name_the_field(gateway: Any, body: dict[str, Any], field: str) -> None:
+def test_validation_errors_name_the_field(gateway: Gateway, body: dict[str, Any], field: str) -> None:
     r = gateway.client.post("/api/ai/chat/completion", json=body, headers=gateway.user())
     assert r.status_code == 400, r.text
     payload = r.json()
@@ -257,7 +257,7 @@ def test_validation_errors_name_the_field(gateway: Any, body: dict[str, Any], fi
     assert payload["message"].startswith(f"Validation error: {field}"), payload["message"]
 
 
-def test_max_tokens_cap_and_message_count_cap(make_gateway: Any) -> None:
+def test_max_tokens_cap_and_message_count_cap(make_gateway: MakeGateway) -> None:
     gw = make_gateway(max_completion_tokens=1000, max_messages=3)
     gw.enable(MODEL)
     r = gw.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": HELLO, "maxTokens": 1001},
@@ -269,7 +269,7 @@ def test_max_tokens_cap_and_message_count_cap(make_gateway: Any) -> None:
     assert "at most 3 messages" in r.json()["message"]
 
 
-def test_prompt_over_content_cap_and_over_the_model_context(make_gateway: Any) -> None:
+def test_prompt_over_content_cap_and_over_the_model_context(make_gateway: MakeGateway) -> None:
     gw = make_gateway(max_content_chars=100, models_cache_ttl_s=300.0)
     gw.enable(MODEL)
     r = gw.client.post("/api/ai/chat/completion",
@@ -288,7 +288,7 @@ def test_prompt_over_content_cap_and_over_the_model_context(make_gateway: Any) -
     assert r.json()["error"] == "TOKEN_LIMIT_EXCEEDED" and "context window of 64" in r.json()["message"]
 
 
-def test_a_caller_chosen_request_id_cannot_suppress_usage_rows(gateway: Any, sql: Any) -> None:
+def test_a_caller_chosen_request_id_cannot_suppress_usage_rows(gateway: Gateway, sql: SQL) -> None:
     gateway.enable(MODEL)
     for _ in range(2):
         r = gateway.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": HELLO},

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Any
 
-from .helpers import sim_chats, sse_events, wait_for
+from tests.support import SQL, Gateway, ServerThread, sim_chats, sse_events, wait_for
 
 MODEL = "openai/gpt-4o-mini"
 HELLO = [{"role": "user", "content": "Stream me a story"}]
@@ -14,7 +13,7 @@ HELLO = [{"role": "user", "content": "Stream me a story"}]
 
 
 
-def test_stream_events_order_usage_and_row(gateway: Any, simulator: Any, sql: Any) -> None:
+def test_stream_events_order_usage_and_row(gateway: Gateway, simulator: ServerThread, sql: SQL) -> None:
     cid = gateway.enable(MODEL, systemPrompt="Admin prompt")
     with gateway.client.stream("POST", "/api/ai/chat/completion",
                                json={"model": MODEL, "messages": HELLO, "stream": True},
@@ -46,7 +45,7 @@ def test_stream_events_order_usage_and_row(gateway: Any, simulator: Any, sql: An
     assert str(rows[0]["config_id"]) == cid
 
 
-def test_each_chunk_reaches_the_client_before_the_next_is_sent(gateway: Any) -> None:
+def test_each_chunk_reaches_the_client_before_the_next_is_sent(gateway: Gateway) -> None:
     """50 ms between upstream chunks: the client sees them 50 ms apart, not in one burst."""
     gateway.enable(MODEL)
     arrivals: list[float] = []
@@ -62,7 +61,7 @@ def test_each_chunk_reaches_the_client_before_the_next_is_sent(gateway: Any) -> 
     assert arrivals[-1] - arrivals[0] > 0.3
 
 
-def test_keepalive_comments_are_forwarded_during_long_waits(gateway: Any) -> None:
+def test_keepalive_comments_are_forwarded_during_long_waits(gateway: Gateway) -> None:
     gateway.enable(MODEL)
     lines = []
     with gateway.client.stream("POST", "/api/ai/chat/completion",
@@ -73,7 +72,7 @@ def test_keepalive_comments_are_forwarded_during_long_waits(gateway: Any) -> Non
     assert sum(1 for line in lines[:first_data] if line.startswith(":")) >= 3
 
 
-def test_mid_stream_failure_ends_with_an_error_event(gateway: Any, sql: Any) -> None:
+def test_mid_stream_failure_ends_with_an_error_event(gateway: Gateway, sql: SQL) -> None:
     gateway.enable(MODEL)
     with gateway.client.stream("POST", "/api/ai/chat/completion",
                                json={"model": MODEL, "messages": HELLO, "stream": True},
@@ -87,7 +86,7 @@ def test_mid_stream_failure_ends_with_an_error_event(gateway: Any, sql: Any) -> 
     assert len(rows) == 1 and rows[0]["output_tokens"] > 0  # the two chunks produced were counted
 
 
-def test_errors_before_the_stream_are_plain_http_errors(gateway: Any) -> None:
+def test_errors_before_the_stream_are_plain_http_errors(gateway: Gateway) -> None:
     r = gateway.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": HELLO, "stream": True},
                             headers=gateway.user())
     assert r.status_code == 400 and r.json()["error"] == "AI_INVALID_MODEL"
@@ -101,7 +100,9 @@ def test_errors_before_the_stream_are_plain_http_errors(gateway: Any) -> None:
     assert r.status_code == 401 and r.json()["error"] == "AUTH_INVALID_CREDENTIALS"
 
 
-def test_client_disconnect_cancels_upstream_and_records_tokens(gateway: Any, simulator: Any, sql: Any) -> None:
+def test_client_disconnect_cancels_upstream_and_records_tokens(
+    gateway: Gateway, simulator: ServerThread, sql: SQL
+) -> None:
     gateway.enable(MODEL)
     got = 0
     with gateway.client.stream("POST", "/api/ai/chat/completion",

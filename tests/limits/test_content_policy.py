@@ -10,6 +10,8 @@ from aigateway import policy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support import SQL, Gateway, MakeGateway
+
 from .admit_app import app_for
 
 PATTERNS: tuple[str, ...] = (r"\bforbidden\b", r"secret\s{1,3}plan")
@@ -55,11 +57,11 @@ def test_chunked_scan_finds_exactly_what_a_whole_scan_finds(pad: int, glue: str,
 
 
 @pytest.fixture
-def gw(make_gateway: Any) -> Any:
+def gw(make_gateway: MakeGateway) -> Gateway:
     return make_gateway(app_factory=app_for)
 
 
-def test_config_route_accepts_returns_patches_and_validates(gw: Any, sql: Any) -> None:
+def test_config_route_accepts_returns_patches_and_validates(gw: Gateway, sql: SQL) -> None:
     c, admin = gw.client, gw.admin()
     cid = gw.enable("openai/gpt-4o-mini", contentPolicy=POLICY)
     listed = c.get("/api/ai/configurations", headers=admin).json()
@@ -90,7 +92,7 @@ def test_config_route_accepts_returns_patches_and_validates(gw: Any, sql: Any) -
                                                                                   "moderation": True}
 
 
-def test_a_denied_pattern_blocks_and_is_audited_without_the_content(gw: Any, sql: Any) -> None:
+def test_a_denied_pattern_blocks_and_is_audited_without_the_content(gw: Gateway, sql: SQL) -> None:
     cid = gw.enable("openai/gpt-4o-mini", contentPolicy=POLICY)
     gw.enable("openai/gpt-4o", contentPolicy=None)
     u = gw.user(sub="writer", email="w@example.com")
@@ -111,7 +113,7 @@ def test_a_denied_pattern_blocks_and_is_audited_without_the_content(gw: Any, sql
     assert "plan" not in rows[0]["d"].lower()
 
 
-def test_the_chat_route_applies_the_policy(gw: Any, make_gateway: Any, sql: Any) -> None:
+def test_the_chat_route_applies_the_policy(gw: Gateway, make_gateway: MakeGateway, sql: SQL) -> None:
     full = make_gateway()  # the local app, with the chat route
     full.enable("openai/gpt-4o-mini", contentPolicy=POLICY)
     r = full.client.post("/api/ai/chat/completion", headers=full.user(),

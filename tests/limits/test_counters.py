@@ -22,6 +22,8 @@ from aigateway.store import limits as store
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support import SQL
+
 BASE = datetime(2031, 3, 31, 23, 57, tzinfo=UTC)  # windows, a day and a month boundary within 3 minutes
 NO_QUOTAS: dict[str, Any] = {k: None for k in ("u_day", "u_month", "u_spend", "p_day", "p_month", "p_spend")}
 HYP = settings(max_examples=40, deadline=None, derandomize=True,
@@ -53,7 +55,7 @@ class Db:
 
 
 @pytest.fixture
-def db(base_settings: Settings, sql: Any) -> Iterator[Db]:
+def db(base_settings: Settings, sql: SQL) -> Iterator[Db]:
     d = Db(base_settings)
     d.reset()
     yield d
@@ -147,7 +149,7 @@ def test_day_and_month_periods_roll_over(db: Db) -> None:
     assert v.refused == "project.tokensPerMonth"  # every user's tokens count against the project
 
 
-def test_a_quota_refusal_does_not_use_a_rate_slot_and_is_audited(db: Db, sql: Any) -> None:
+def test_a_quota_refusal_does_not_use_a_rate_slot_and_is_audited(db: Db, sql: SQL) -> None:
     db.run(store.charge(db.svc.db, subject="z", tokens=5, cost_usd=None, at=BASE))
     v = db.admit("z", BASE, user=1, quotas={**NO_QUOTAS, "u_day": 5})
     assert v.refused == "user.tokensPerDay" and v.user_hits is None
@@ -167,7 +169,7 @@ def test_concurrent_admits_on_many_connections_admit_exactly_the_ceiling(db: Db)
     assert sorted(v.project_hits for v in verdicts) == list(range(1, 41))
 
 
-def test_cleanup_drops_old_counters_only(db: Db, sql: Any) -> None:
+def test_cleanup_drops_old_counters_only(db: Db, sql: SQL) -> None:
     now = datetime.now(UTC)
     db.admit("old", now - timedelta(minutes=30), user=5)
     db.admit("new", now, user=5)

@@ -6,17 +6,19 @@ from typing import Any
 
 import pytest
 
+from tests.support import Gateway
+
 UNLIMITED = {"requestsPerMinute": None, "burst": 0, "tokensPerDay": None, "tokensPerMonth": None,
              "spendPerMonthUsd": None}
 
 
-def _audit(gateway: Any, action: str) -> list[dict[str, Any]]:
+def _audit(gateway: Gateway, action: str) -> list[dict[str, Any]]:
     r = gateway.client.get("/api/ai/audit", params={"action": action}, headers=gateway.admin())
     records: list[dict[str, Any]] = r.json()["records"]
     return records
 
 
-def test_defaults_are_unlimited_and_put_replaces(gateway: Any) -> None:
+def test_defaults_are_unlimited_and_put_replaces(gateway: Gateway) -> None:
     c, admin = gateway.client, gateway.admin()
     r = c.get("/api/ai/limits", headers=admin)
     assert r.status_code == 200
@@ -56,7 +58,7 @@ def test_defaults_are_unlimited_and_put_replaces(gateway: Any) -> None:
         ({"exemptAdmins": "perhaps"}, "exemptAdmins"),
     ],
 )
-def test_put_validation_names_the_field(gateway: Any, body: dict[str, Any], field: str) -> None:
+def test_put_validation_names_the_field(gateway: Gateway, body: dict[str, Any], field: str) -> None:
     r = gateway.client.put("/api/ai/limits", json=body, headers=gateway.admin())
     assert r.status_code == 400, r.text
     assert r.json()["error"] == "INVALID_INPUT" and r.json()["statusCode"] == 400
@@ -64,7 +66,7 @@ def test_put_validation_names_the_field(gateway: Any, body: dict[str, Any], fiel
     assert _audit(gateway, "UPDATE_LIMITS") == []
 
 
-def test_user_overrides_crud(gateway: Any) -> None:
+def test_user_overrides_crud(gateway: Gateway) -> None:
     c, admin = gateway.client, gateway.admin()
     c.put("/api/ai/limits", json={"perUser": {"requestsPerMinute": 10, "tokensPerDay": 500}}, headers=admin)
     r = c.get("/api/ai/limits/users/alice", headers=admin)
@@ -98,7 +100,7 @@ def test_user_overrides_crud(gateway: Any) -> None:
     [("get", "/api/ai/limits"), ("put", "/api/ai/limits"), ("get", "/api/ai/limits/users"),
      ("get", "/api/ai/limits/users/u"), ("put", "/api/ai/limits/users/u"), ("delete", "/api/ai/limits/users/u")],
 )
-def test_admin_only(gateway: Any, method: str, path: str) -> None:
+def test_admin_only(gateway: Gateway, method: str, path: str) -> None:
     c = gateway.client
     kwargs: dict[str, Any] = {"json": {}} if method == "put" else {}
     r = getattr(c, method)(path, **kwargs)

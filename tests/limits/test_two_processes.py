@@ -23,6 +23,8 @@ import pytest
 from aigateway.auth import mint_jwt
 from aigateway.settings import Settings
 
+from tests.support import SQL, ServerThread
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -84,13 +86,13 @@ _TABLES = "ai.limit_settings, ai.limit_overrides, ai.rate_counters, ai.quota_cou
 
 
 @pytest.fixture
-def two_servers(base_settings: Settings, sql: Any) -> Iterator[list[str]]:
+def two_servers(base_settings: Settings, sql: SQL) -> Iterator[list[str]]:
     sql(f"TRUNCATE {_TABLES}")
     yield from _serve_two(base_settings, "create_app", "http://127.0.0.1:9/api/v1")
 
 
 @pytest.fixture
-def two_chat_servers(base_settings: Settings, sql: Any, simulator: Any) -> Iterator[list[str]]:
+def two_chat_servers(base_settings: Settings, sql: SQL, simulator: ServerThread) -> Iterator[list[str]]:
     sql(f"TRUNCATE {_TABLES}, ai.usage, ai.configs CASCADE")
     yield from _serve_two(base_settings, "create_chat_app", simulator.url + "/api/v1")
 
@@ -110,7 +112,7 @@ def _wait_for_fresh_window() -> None:
 
 @pytest.mark.parametrize("scope", ["perUser", "perProject"])
 def test_fifty_concurrent_across_two_processes_admit_exactly_ten(
-    two_servers: list[str], base_settings: Settings, sql: Any, scope: str
+    two_servers: list[str], base_settings: Settings, sql: SQL, scope: str
 ) -> None:
     assert base_settings.jwt_secret
     secret = base_settings.jwt_secret
@@ -141,7 +143,7 @@ def test_fifty_concurrent_across_two_processes_admit_exactly_ten(
     assert sql("SELECT count(*) AS n FROM ai.audit_logs WHERE action = 'RATE_LIMITED'")[0]["n"] == 40
 
 
-def test_through_the_real_chat_route(two_chat_servers: list[str], base_settings: Settings, sql: Any) -> None:
+def test_through_the_real_chat_route(two_chat_servers: list[str], base_settings: Settings, sql: SQL) -> None:
     """The same criterion end to end: POST /api/ai/chat/completion on two processes, simulator upstream."""
     admin = {"Authorization": f"Bearer {base_settings.access_api_key}"}
     r = httpx.post(two_chat_servers[1] + "/api/ai/configurations", headers=admin,

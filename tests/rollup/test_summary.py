@@ -7,8 +7,11 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from aigateway.local import EmbeddedPostgres
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.support import Gateway, MakeGateway
 
 from .conftest import SQL, at, insert_usage, make_configs, roll_up_all, run_rollup, today
 
@@ -55,7 +58,7 @@ def _iso(t: datetime | None) -> str | None:
     return None if t is None else t.isoformat().replace("+00:00", "Z")
 
 
-def ask(gw: Any, start: datetime | None, end: datetime | None, user: str | None, config: str | None,
+def ask(gw: Gateway, start: datetime | None, end: datetime | None, user: str | None, config: str | None,
         group: str | None) -> dict[str, Any]:
     params = {k: v for k, v in {"startDate": _iso(start), "endDate": _iso(end), "userId": user,
                                 "configId": config, "groupBy": group}.items() if v is not None}
@@ -118,7 +121,9 @@ def windows(draw: Callable[..., Any], base: date, configs: list[str]) -> dict[st
     }
 
 
-def test_summary_equals_the_raw_aggregation_on_random_data(make_gateway: Any, sql: SQL, pg: Any) -> None:
+def test_summary_equals_the_raw_aggregation_on_random_data(
+    make_gateway: MakeGateway, sql: SQL, pg: EmbeddedPostgres
+) -> None:
     gw = make_gateway()
     configs = make_configs(sql, 2)
     base = today(sql)
@@ -148,7 +153,9 @@ def test_summary_equals_the_raw_aggregation_on_random_data(make_gateway: Any, sq
 # ---------------------------------------------------------------- examples
 
 
-def test_whole_days_come_from_the_rollups_and_edges_from_raw_rows(make_gateway: Any, sql: SQL, pg: Any) -> None:
+def test_whole_days_come_from_the_rollups_and_edges_from_raw_rows(
+    make_gateway: MakeGateway, sql: SQL, pg: EmbeddedPostgres
+) -> None:
     gw = make_gateway()
     t = today(sql)
     d3, d2 = t - timedelta(days=3), t - timedelta(days=2)
@@ -175,8 +182,8 @@ def test_whole_days_come_from_the_rollups_and_edges_from_raw_rows(make_gateway: 
         (d3.isoformat(), 1010), (d2.isoformat(), 20), (t.isoformat(), 40)]
 
 
-def test_before_the_first_rollup_and_after_a_late_row_the_answer_is_exact(make_gateway: Any, sql: SQL,
-                                                                          pg: Any) -> None:
+def test_before_the_first_rollup_and_after_a_late_row_the_answer_is_exact(make_gateway: MakeGateway, sql: SQL,
+                                                                          pg: EmbeddedPostgres) -> None:
     gw = make_gateway()
     t = today(sql)
     old = t - timedelta(days=4)
@@ -190,7 +197,7 @@ def test_before_the_first_rollup_and_after_a_late_row_the_answer_is_exact(make_g
     assert body["totalRequests"] == 2 and body["totalCostUsd"] == 0.3
 
 
-def test_a_rollup_committing_between_state_and_query_is_detected(clean: SQL, pg: Any) -> None:
+def test_a_rollup_committing_between_state_and_query_is_detected(clean: SQL, pg: EmbeddedPostgres) -> None:
     """The summary reads the rollup state, then aggregates; a rollup committing in between changes
     what usage_daily holds, so the aggregate must notice (same snapshot check) and read again."""
     import asyncio
@@ -230,7 +237,7 @@ def test_a_rollup_committing_between_state_and_query_is_detected(clean: SQL, pg:
     assert [(g["key"], int(g["total_input_tokens"])) for g in groups] == [(old.isoformat(), 12)]
 
 
-def test_an_empty_window_still_has_totals(make_gateway: Any, sql: SQL) -> None:
+def test_an_empty_window_still_has_totals(make_gateway: MakeGateway, sql: SQL) -> None:
     gw = make_gateway()
     body = ask(gw, None, None, "nobody", None, "model")
     assert body == {"totalInputTokens": 0, "totalOutputTokens": 0, "totalTokens": 0, "totalImageCount": 0,
