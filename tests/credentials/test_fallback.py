@@ -54,9 +54,7 @@ def rig(base_settings: Settings, db: Database, simulator: ServerThread) -> Calla
 
 
 @pytest.mark.parametrize("byok", ["sk-or-v1-nocredit-byok-1", "sk-or-v1-ratelimited-byok-1"])
-async def test_exhausted_byok_falls_back_to_the_next_source(
-    rig: Callable[..., Rig], sim: Sim, byok: str
-) -> None:
+async def test_exhausted_byok_falls_back_to_the_next_source(rig: Callable[..., Rig], sim: Sim, byok: str) -> None:
     body, served = await rig(fallback_on_exhaustion=True).chat(byok)
     assert served.source == "env" and served.key == ENV_KEY
     assert body["choices"][0]["message"]["content"]

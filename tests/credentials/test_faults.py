@@ -49,9 +49,7 @@ def test_kms_faults_on_decrypt_are_503s_and_never_fall_through(
     client = boto3.client("kms")
     stub = Stubber(client)
     for code, _ in _DECRYPT_FAULTS:
-        stub.add_client_error(
-            "decrypt", service_error_code=code, service_message="aws detail", http_status_code=400
-        )
+        stub.add_client_error("decrypt", service_error_code=code, service_message="aws detail", http_status_code=400)
     stub.activate()
     gw.services.__dict__["key_wrapper"] = KmsKeyWrapper(kms_key_id, client=client)  # before the next request
     sim.reset_mark()
@@ -60,9 +58,7 @@ def test_kms_faults_on_decrypt_are_503s_and_never_fall_through(
     stub.assert_no_pending_responses()
     assert sim.keys() == [], "a stored key that cannot be decrypted never silently becomes the env key"
     status = gw.client.get(ROUTE, headers=gw.admin()).json()
-    assert status == {"keySource": "byok", "hasByokKey": True, "maskedKey": "sk-o****8888"}, (
-        "GET needs no KMS"
-    )
+    assert status == {"keySource": "byok", "hasByokKey": True, "maskedKey": "sk-o****8888"}, "GET needs no KMS"
 
 
 def test_kms_fault_on_encrypt_keeps_the_old_key(
@@ -115,9 +111,7 @@ def test_on_aws_without_kms_is_a_503_for_the_key_routes(make_gw: Callable[..., G
     gw = make_gw(on_aws=True, kms_key_id=None)
     r = set_key(gw, KEY)
     assert r.status_code == 503 and "KMS_KEY_ID is not set" in r.json()["message"]
-    assert gw.client.get(ROUTE, headers=gw.admin()).json()["keySource"] == "env", (
-        "no BYOK row: no wrapper needed"
-    )
+    assert gw.client.get(ROUTE, headers=gw.admin()).json()["keySource"] == "env", "no BYOK row: no wrapper needed"
     assert models_key(gw, sim) == ENV_KEY
 
 

@@ -81,9 +81,7 @@ def test_plaintext_key_is_nowhere(
     assert sim.since_mark() is not None
 
     logs = _log_text(caplog)
-    assert "BYOK OpenRouter key set (wrapper=" + wrapping + ")" in logs, (
-        "the server thread's logs were captured"
-    )
+    assert "BYOK OpenRouter key set (wrapper=" + wrapping + ")" in logs, "the server thread's logs were captured"
     if wrapping == "kms":
         assert "secret material redacted" in logs, "botocore DEBUG body records were captured, and redacted"
     db = _db_text(sql)

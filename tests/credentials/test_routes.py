@@ -33,17 +33,13 @@ def _audit(gw: Gw) -> list[dict[str, Any]]:
 def test_get_reports_each_key_source(make_gw: Callable[..., Gw], aws: None) -> None:
     assert _status(make_gw(openrouter_api_key=None)) == {"keySource": "unconfigured", "hasByokKey": False}
     assert _status(make_gw()) == {"keySource": "env", "hasByokKey": False}
-    cloud = make_gw(
-        openrouter_api_key=None, openrouter_cloud_key_secret=create_cloud_secret("sk-or-v1-cloud-k")
-    )
+    cloud = make_gw(openrouter_api_key=None, openrouter_cloud_key_secret=create_cloud_secret("sk-or-v1-cloud-k"))
     assert _status(cloud) == {"keySource": "cloud", "hasByokKey": False}
     assert set_key(cloud, KEY).status_code == 200
     assert _status(cloud) == {"keySource": "byok", "hasByokKey": True, "maskedKey": "sk-o****cdef"}
 
 
-def test_post_validates_live_stores_only_ciphertext_and_audits(
-    gateway_with_keys: Gw, sim: Sim, sql: SQL
-) -> None:
+def test_post_validates_live_stores_only_ciphertext_and_audits(gateway_with_keys: Gw, sim: Sim, sql: SQL) -> None:
     gw = gateway_with_keys
     who = gw.user(role="project_admin", sub="admin-1", email="admin@example.com")
     r = gw.client.post(ROUTE, json={"apiKey": f"  {KEY}\n", "extra": 1}, headers=who)
@@ -71,9 +67,7 @@ def test_post_validates_live_stores_only_ciphertext_and_audits(
     assert record["details"] == {"keySource": "byok"} and record["ipAddress"] == "127.0.0.1"
 
 
-def test_post_refused_key_is_400_and_stores_nothing(
-    gateway_with_keys: Gw, sql: SQL
-) -> None:
+def test_post_refused_key_is_400_and_stores_nothing(gateway_with_keys: Gw, sql: SQL) -> None:
     gw = gateway_with_keys
     r = set_key(gw, "sk-or-v1-revoked-0000")
     assert r.status_code == 400
@@ -117,9 +111,7 @@ def test_post_with_upstream_unreachable_is_502(make_gw: Callable[..., Gw], sql: 
         ),
     ],
 )
-def test_post_invalid_body_is_400(
-    gateway_with_keys: Gw, sim: Sim, body: dict[str, Any], message: str
-) -> None:
+def test_post_invalid_body_is_400(gateway_with_keys: Gw, sim: Sim, body: dict[str, Any], message: str) -> None:
     r = gateway_with_keys.client.post(ROUTE, json=body, headers=gateway_with_keys.admin())
     assert r.status_code == 400
     assert r.json() == {"error": "INVALID_INPUT", "message": message, "statusCode": 400}
@@ -171,9 +163,7 @@ def test_credits_of_the_active_key(make_gw: Callable[..., Gw], sim: Sim) -> None
     r = gw.client.get("/api/ai/credits", headers=gw.admin())
     assert r.status_code == 200
     body = r.json()
-    assert (
-        set(body) == {"usage", "limit", "remaining"} and body["limit"] is None and body["remaining"] is None
-    )
+    assert set(body) == {"usage", "limit", "remaining"} and body["limit"] is None and body["remaining"] is None
     assert isinstance(body["usage"], float)
     assert sim.keys("/key") == [ENV_KEY]
 
@@ -190,9 +180,7 @@ def test_credits_of_the_active_key(make_gw: Callable[..., Gw], sim: Sim) -> None
     assert "OPENROUTER_API_KEY" in r.json()["nextActions"]
 
 
-def test_kms_deployment_round_trip(
-    make_gw: Callable[..., Gw], kms_key_id: str, sim: Sim, sql: SQL
-) -> None:
+def test_kms_deployment_round_trip(make_gw: Callable[..., Gw], kms_key_id: str, sim: Sim, sql: SQL) -> None:
     """On a KMS deployment the key is stored as a KMS ciphertext and decrypted for upstream calls."""
     gw = make_gw(kms_key_id=kms_key_id, master_key=None, on_aws=True)
     assert set_key(gw, KEY).status_code == 200

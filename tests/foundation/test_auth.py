@@ -95,8 +95,12 @@ def test_every_route_every_credential(gateway: Gateway) -> None:
 def test_messages_match_the_spec(gateway: Gateway) -> None:
     c = gateway.client
     r = c.post("/api/ai/chat/completion", json={})
-    assert r.json() == {"error": "AUTH_INVALID_CREDENTIALS", "message": "No token provided", "statusCode": 401,
-                        "nextActions": "Check the token is valid or login to get a new token."}
+    assert r.json() == {
+        "error": "AUTH_INVALID_CREDENTIALS",
+        "message": "No token provided",
+        "statusCode": 401,
+        "nextActions": "Check the token is valid or login to get a new token.",
+    }
     r = c.get("/api/ai/configurations")
     assert r.json()["message"] == "No admin token provided"
     r = c.get("/api/ai/configurations", headers=gateway.user())

@@ -12,8 +12,14 @@ def test_create_list_disable_and_audit(gateway: Gateway) -> None:
     c, admin = gateway.client, gateway.admin()
     r = c.post(
         "/api/ai/configurations",
-        json={"inputModality": ["text"], "outputModality": ["text"], "provider": "openrouter",
-              "modelId": "openai/gpt-4o-mini", "systemPrompt": "Be brief.", "unknownKey": 1},
+        json={
+            "inputModality": ["text"],
+            "outputModality": ["text"],
+            "provider": "openrouter",
+            "modelId": "openai/gpt-4o-mini",
+            "systemPrompt": "Be brief.",
+            "unknownKey": 1,
+        },
         headers=admin,
     )
     assert r.status_code == 201
@@ -25,8 +31,12 @@ def test_create_list_disable_and_audit(gateway: Gateway) -> None:
     assert [x["modelId"] for x in listed] == ["openai/gpt-4o-mini"]
     assert listed[0]["systemPrompt"] == "Be brief."
     assert listed[0]["usageStats"] == {
-        "totalInputTokens": 0, "totalOutputTokens": 0, "totalTokens": 0,
-        "totalImageCount": 0, "totalRequests": 0, "totalCostUsd": 0.0,
+        "totalInputTokens": 0,
+        "totalOutputTokens": 0,
+        "totalTokens": 0,
+        "totalImageCount": 0,
+        "totalRequests": 0,
+        "totalCostUsd": 0.0,
     }
 
     r = c.delete(f"/api/ai/configurations/{config_id}", headers=admin)
@@ -76,14 +86,20 @@ def test_patch_updates_the_prompt_and_404s(gateway: Gateway, sql: SQL) -> None:
 
 def test_validation_errors_name_the_field(gateway: Gateway) -> None:
     c, admin = gateway.client, gateway.admin()
-    r = c.post("/api/ai/configurations", json={"inputModality": [], "outputModality": ["text"], "modelId": "m/x"},
-               headers=admin)
+    r = c.post(
+        "/api/ai/configurations",
+        json={"inputModality": [], "outputModality": ["text"], "modelId": "m/x"},
+        headers=admin,
+    )
     assert r.status_code == 400
     body = r.json()
     assert body["error"] == "INVALID_INPUT" and body["statusCode"] == 400
     assert body["message"].startswith("Validation error: inputModality: ")
-    r = c.post("/api/ai/configurations", json={"inputModality": ["smell"], "outputModality": ["text"],
-                                               "modelId": "m/x"}, headers=admin)
+    r = c.post(
+        "/api/ai/configurations",
+        json={"inputModality": ["smell"], "outputModality": ["text"], "modelId": "m/x"},
+        headers=admin,
+    )
     assert r.json()["message"].startswith("Validation error: inputModality.0: ")
     r = c.post("/api/ai/configurations", content=b"{not json", headers={**admin, "content-type": "application/json"})
     assert r.status_code == 400 and r.json()["error"] == "INVALID_INPUT"

@@ -34,8 +34,9 @@ def test_wrong_method_is_405_with_the_error_body(gateway: Gateway) -> None:
 def test_body_over_the_limit_is_413_before_parsing(make_gateway: MakeGateway) -> None:
     gw = make_gateway(max_body_bytes=2048)
     big = b'{"model": "x", "messages": [' + b" " * 4096 + b"]}"
-    r = gw.client.post("/api/ai/configurations", content=big,
-                       headers={**gw.admin(), "content-type": "application/json"})
+    r = gw.client.post(
+        "/api/ai/configurations", content=big, headers={**gw.admin(), "content-type": "application/json"}
+    )
     assert r.status_code == 413
     assert r.json()["error"] == "PAYLOAD_TOO_LARGE" and r.json()["statusCode"] == 413
 
@@ -43,13 +44,16 @@ def test_body_over_the_limit_is_413_before_parsing(make_gateway: MakeGateway) ->
         for _ in range(8):
             yield b" " * 512  # no Content-Length: the limit must still hold
 
-    r = gw.client.post("/api/ai/configurations", content=chunks(),
-                       headers={**gw.admin(), "content-type": "application/json"})
+    r = gw.client.post(
+        "/api/ai/configurations", content=chunks(), headers={**gw.admin(), "content-type": "application/json"}
+    )
     assert r.status_code == 413 and r.json()["error"] == "PAYLOAD_TOO_LARGE"
     # A chunked body under the limit is replayed to the route intact.
-    r = gw.client.post("/api/ai/configurations",
-                       content=iter([b'{"inputModality":["text"],', b'"outputModality":["text"],"modelId":"a/b"}']),
-                       headers={**gw.admin(), "content-type": "application/json"})
+    r = gw.client.post(
+        "/api/ai/configurations",
+        content=iter([b'{"inputModality":["text"],', b'"outputModality":["text"],"modelId":"a/b"}']),
+        headers={**gw.admin(), "content-type": "application/json"},
+    )
     assert r.status_code == 201, r.text
 
 
@@ -74,8 +78,9 @@ def test_unexpected_errors_are_a_generic_500_without_internals(make_gateway: Mak
 
 
 def test_database_down_is_503_quickly(make_gateway: MakeGateway) -> None:
-    gw = make_gateway(database_url="postgresql://postgres@/postgres?host=/nonexistent-socket-dir",
-                      db_connect_timeout_s=2)
+    gw = make_gateway(
+        database_url="postgresql://postgres@/postgres?host=/nonexistent-socket-dir", db_connect_timeout_s=2
+    )
     started = time.monotonic()
     r = gw.client.get("/api/ai/configurations", headers=gw.admin())
     assert r.status_code == 503
@@ -98,8 +103,11 @@ def test_database_down_mid_life_then_back(gateway: Gateway, pg: EmbeddedPostgres
 def test_cors_reflects_the_origin_with_credentials(gateway: Gateway) -> None:
     r = gateway.client.options(
         "/api/ai/chat/completion",
-        headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization,content-type,x-api-key"},
+        headers={
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type,x-api-key",
+        },
     )
     assert r.status_code == 200
     assert r.headers["access-control-allow-origin"] == "https://app.example.com"
@@ -118,8 +126,18 @@ def test_openapi_document_and_docs_are_served(gateway: Gateway) -> None:
 
 def test_local_app_mounts_every_router(gateway: Gateway) -> None:
     paths = set(local_app(gateway.services).openapi()["paths"])
-    for path in ("/api/ai/chat/completion", "/api/ai/image/generation", "/api/ai/embeddings",
-                 "/api/ai/configurations", "/api/ai/usage", "/api/ai/usage/summary", "/api/ai/audit",
-                 "/api/ai/models", "/api/ai/gateway/config", "/api/ai/limits", "/api/ai/v1/chat/completions"):
+    for path in (
+        "/api/ai/chat/completion",
+        "/api/ai/image/generation",
+        "/api/ai/embeddings",
+        "/api/ai/configurations",
+        "/api/ai/usage",
+        "/api/ai/usage/summary",
+        "/api/ai/audit",
+        "/api/ai/models",
+        "/api/ai/gateway/config",
+        "/api/ai/limits",
+        "/api/ai/v1/chat/completions",
+    ):
         assert path in paths, path
     assert isinstance(httpx.get(gateway.url + "/api/ai/health").json(), dict)

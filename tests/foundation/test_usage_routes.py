@@ -30,8 +30,7 @@ def test_usage_lists_filters_and_summaries(gateway: Gateway, sql: SQL) -> None:
     body = c.get("/api/ai/usage", params={"limit": "2"}, headers=admin).json()
     assert body["total"] == 3 and len(body["records"]) == 2
     assert body["records"][0]["userId"] == "bob" and body["records"][0]["costUsd"] is None  # newest first
-    body = c.get("/api/ai/usage", params={"userId": "alice", "startDate": "2026-05-02T00:00:00Z"},
-                 headers=admin).json()
+    body = c.get("/api/ai/usage", params={"userId": "alice", "startDate": "2026-05-02T00:00:00Z"}, headers=admin).json()
     assert body["total"] == 1 and body["records"][0]["costUsd"] == pytest.approx(0.0005)
     s = c.get("/api/ai/usage/summary", params={"groupBy": "user"}, headers=admin).json()
     assert (s["totalInputTokens"], s["totalOutputTokens"], s["totalTokens"], s["totalRequests"]) == (22, 28, 50, 3)
@@ -71,8 +70,9 @@ def test_audit_filters_and_pages(gateway: Gateway) -> None:
     c, admin = gateway.client, gateway.admin()
     page = c.get("/api/ai/audit", params={"action": "CREATE_CONFIGURATION", "limit": "2"}, headers=admin).json()
     assert page["total"] == 3 and len(page["records"]) == 2
-    rest = c.get("/api/ai/audit", params={"action": "CREATE_CONFIGURATION", "limit": "2", "offset": "2"},
-                 headers=admin).json()
+    rest = c.get(
+        "/api/ai/audit", params={"action": "CREATE_CONFIGURATION", "limit": "2", "offset": "2"}, headers=admin
+    ).json()
     assert len(rest["records"]) == 1
     seen = {r["details"]["modelId"] for r in page["records"] + rest["records"]}
     assert seen == {"a/one", "a/two", "a/three"}

@@ -33,8 +33,6 @@ def _sim_embeddings(simulator: ServerThread) -> list[dict[str, Any]]:
     return [e for e in sim_log(simulator.url) if e["path"].endswith("/embeddings")]
 
 
-
-
 def test_string_input_shape_upstream_body_and_usage_row(gateway: Gateway, simulator: ServerThread, sql: SQL) -> None:
     config_id = _enable(gateway)
     r = _post(gateway, {"input": "the quick brown fox", "user": "ignored"})
@@ -179,8 +177,12 @@ def test_upstream_failures_are_mapped(make_gateway: MakeGateway, simulator: Serv
 
 
 def test_content_policy_applies_to_every_input(gateway: Gateway, simulator: ServerThread) -> None:
-    gateway.enable(MODEL, inputModality=["text"], outputModality=["embeddings"],
-                   contentPolicy={"denyPatterns": ["secret\\s{1,2}plan"]})
+    gateway.enable(
+        MODEL,
+        inputModality=["text"],
+        outputModality=["embeddings"],
+        contentPolicy={"denyPatterns": ["secret\\s{1,2}plan"]},
+    )
     r = _post(gateway, {"input": ["harmless", "the Secret plan"]})
     assert r.status_code == 400 and r.json()["error"] == "CONTENT_BLOCKED"
     assert _sim_embeddings(simulator) == []

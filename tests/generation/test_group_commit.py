@@ -75,8 +75,15 @@ async def test_a_failed_write_fails_exactly_its_own_submitters() -> None:
 
 
 def _record(user: str, config_id: str | None = None) -> UsageRecord:
-    return UsageRecord(request_id=uuid.uuid4().hex, model_id="openai/gpt-4o-mini", user_id=user,
-                       input_tokens=3, output_tokens=5, cost_usd=0.000002, config_id=config_id)
+    return UsageRecord(
+        request_id=uuid.uuid4().hex,
+        model_id="openai/gpt-4o-mini",
+        user_id=user,
+        input_tokens=3,
+        output_tokens=5,
+        cost_usd=0.000002,
+        config_id=config_id,
+    )
 
 
 @pytest.fixture

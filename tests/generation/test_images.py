@@ -40,7 +40,7 @@ def _post(gw: Gateway, body: dict[str, Any], headers: dict[str, str] | None = No
 def _png(data_url: str) -> bytes:
     prefix = "data:image/png;base64,"
     assert data_url.startswith(prefix), data_url[:60]
-    raw = base64.b64decode(data_url[len(prefix):], validate=True)
+    raw = base64.b64decode(data_url[len(prefix) :], validate=True)
     assert raw.startswith(PNG_SIGNATURE)
     return raw
 
@@ -51,17 +51,22 @@ def _dims(png: bytes) -> tuple[int, int]:
     return width, height
 
 
-
-
 def _camel(u: dict[str, Any]) -> dict[str, int]:
-    return {"promptTokens": u["prompt_tokens"], "completionTokens": u["completion_tokens"],
-            "totalTokens": u["total_tokens"]}
+    return {
+        "promptTokens": u["prompt_tokens"],
+        "completionTokens": u["completion_tokens"],
+        "totalTokens": u["total_tokens"],
+    }
 
 
 def _replay(simulator: ServerThread, entry: dict[str, Any], headers: dict[str, str] | None = None) -> bytes:
     """Send the request the gateway made straight to the simulator again: the PNG upstream produced."""
-    r = httpx.post(simulator.url + "/api/v1/chat/completions", json=entry["body"], timeout=60,
-                   headers={"Authorization": entry["headers"]["authorization"], **(headers or {})})
+    r = httpx.post(
+        simulator.url + "/api/v1/chat/completions",
+        json=entry["body"],
+        timeout=60,
+        headers={"Authorization": entry["headers"]["authorization"], **(headers or {})},
+    )
     assert r.status_code == 200
     return _png(r.json()["choices"][0]["message"]["images"][0]["image_url"]["url"])
 
@@ -118,7 +123,8 @@ def test_four_images_are_four_parallel_calls_summed(gateway: Gateway, simulator:
     prompt = sum(u["prompt_tokens"] for u in reported)
     completion = sum(u["completion_tokens"] for u in reported)
     assert body["metadata"]["usage"] == {
-        "promptTokens": prompt, "completionTokens": completion,
+        "promptTokens": prompt,
+        "completionTokens": completion,
         "totalTokens": sum(u["total_tokens"] for u in reported),
     }
     [row] = wait_usage(sql)
@@ -147,10 +153,21 @@ def test_size_quality_style_and_the_admins_system_prompt(gateway: Gateway, simul
 
 @pytest.mark.parametrize(
     ("size", "ratio"),
-    [("1024x1024", "1:1"), ("512x512", "1:1"), ("1024x1792", "9:16"), ("1792x1024", "16:9"),
-     ("1024x768", "4:3"), ("768x1024", "3:4"), ("1024x1536", "2:3"), ("2520x1080", "21:9"),
-     ("1000x800", "5:4"), ("1100x1000", "1:1"), ("1200x1000", "5:4"), ("3000x1000", "21:9"),
-     ("1000x3000", "9:16")],
+    [
+        ("1024x1024", "1:1"),
+        ("512x512", "1:1"),
+        ("1024x1792", "9:16"),
+        ("1792x1024", "16:9"),
+        ("1024x768", "4:3"),
+        ("768x1024", "3:4"),
+        ("1024x1536", "2:3"),
+        ("2520x1080", "21:9"),
+        ("1000x800", "5:4"),
+        ("1100x1000", "1:1"),
+        ("1200x1000", "5:4"),
+        ("3000x1000", "21:9"),
+        ("1000x3000", "9:16"),
+    ],
 )
 def test_size_maps_to_the_nearest_supported_aspect_ratio(size: str, ratio: str) -> None:
     assert aspect_ratio(size) == ratio
@@ -215,8 +232,9 @@ def test_a_result_past_6mb_comes_back_as_a_signed_local_url(
 
     future = int(time.time()) + 60
     missing = "nope-0.png"
-    gone = httpx.get(f"{gateway.url}/api/ai/images/files/{missing}",
-                     params={"expires": future, "sig": sign(key, missing, future)})
+    gone = httpx.get(
+        f"{gateway.url}/api/ai/images/files/{missing}", params={"expires": future, "sig": sign(key, missing, future)}
+    )
     assert gone.status_code == 404 and gone.json()["error"] == "NOT_FOUND"
 
     [row] = wait_usage(sql)
@@ -238,8 +256,12 @@ def test_storage_true_forces_urls_with_the_same_bytes(gateway: Gateway, simulato
 def test_s3_storage_returns_presigned_https_urls(
     make_gateway: MakeGateway, simulator: ServerThread, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws():
@@ -271,8 +293,9 @@ def test_one_failed_call_of_several_returns_the_others(
 ) -> None:
     gw = make_gateway(upstream_max_tries=1)
     _enable(gw)
-    r = _post(gw, {"prompt": "Three owls", "numImages": 3},
-              {"x-sim-fail-times": "1", "x-sim-request-key": "owls-partial"})
+    r = _post(
+        gw, {"prompt": "Three owls", "numImages": 3}, {"x-sim-fail-times": "1", "x-sim-request-key": "owls-partial"}
+    )
     assert r.status_code == 200, r.text
     assert len(r.json()["images"]) == 2
     calls = sim_chats(simulator.url)
@@ -286,8 +309,9 @@ def test_one_failed_call_of_several_returns_the_others(
 def test_all_calls_failing_is_the_mapped_error_and_no_usage(make_gateway: MakeGateway, sql: SQL) -> None:
     gw = make_gateway(upstream_max_tries=1)
     gw.enable("google/gemini-image-down", outputModality=["image", "text"])
-    r = gw.client.post(ROUTE, json={"model": "google/gemini-image-down", "prompt": "x", "numImages": 2},
-                       headers=gw.user())
+    r = gw.client.post(
+        ROUTE, json={"model": "google/gemini-image-down", "prompt": "x", "numImages": 2}, headers=gw.user()
+    )
     assert r.status_code == 502
     assert r.json()["error"] == "AI_UPSTREAM_UNAVAILABLE" and r.json()["statusCode"] == 502
     time.sleep(0.3)

@@ -14,14 +14,17 @@ HELLO = [{"role": "user", "content": "hello"}]
 
 
 def _chat(gw: Gateway, headers: dict[str, str] | None = None, model: str = MODEL) -> Any:
-    return gw.client.post("/api/ai/chat/completion", json={"model": model, "messages": HELLO},
-                          headers={**gw.user(), **(headers or {})})
+    return gw.client.post(
+        "/api/ai/chat/completion", json={"model": model, "messages": HELLO}, headers={**gw.user(), **(headers or {})}
+    )
 
 
 def test_429_is_retried_then_succeeds(gateway: Gateway, simulator: ServerThread) -> None:
     gateway.enable(MODEL)
-    r = _chat(gateway, {"x-sim-fail-status": "429", "x-sim-fail-times": "1", "x-sim-request-key": "r429",
-                        "x-sim-retry-after": "0"})
+    r = _chat(
+        gateway,
+        {"x-sim-fail-status": "429", "x-sim-fail-times": "1", "x-sim-request-key": "r429", "x-sim-retry-after": "0"},
+    )
     assert r.status_code == 200
     assert len(sim_chats(simulator.url)) == 2
 
@@ -48,8 +51,10 @@ def test_5xx_retried_then_502(gateway: Gateway, simulator: ServerThread, status:
 
 def test_5xx_cured_by_a_retry(gateway: Gateway, simulator: ServerThread) -> None:
     gateway.enable(MODEL)
-    r = _chat(gateway, {"x-sim-fail-status": "503", "x-sim-fail-times": "2", "x-sim-request-key": "r503",
-                        "x-sim-retry-after": "0"})
+    r = _chat(
+        gateway,
+        {"x-sim-fail-status": "503", "x-sim-fail-times": "2", "x-sim-request-key": "r503", "x-sim-retry-after": "0"},
+    )
     assert r.status_code == 200
     assert len(sim_chats(simulator.url)) == 3
 
@@ -147,9 +152,11 @@ def test_every_upstream_refusal_maps_to_the_contract(
 def test_upstream_context_refusal_is_token_limit_exceeded(gateway: Gateway) -> None:
     gateway.enable("sim/tiny-context")  # the local catalog check is off (models_cache_ttl_s=0): upstream refuses
     long = " ".join(["word"] * 400)
-    r = gateway.client.post("/api/ai/chat/completion",
-                            json={"model": "sim/tiny-context", "messages": [{"role": "user", "content": long}]},
-                            headers=gateway.user())
+    r = gateway.client.post(
+        "/api/ai/chat/completion",
+        json={"model": "sim/tiny-context", "messages": [{"role": "user", "content": long}]},
+        headers=gateway.user(),
+    )
     assert r.status_code == 400, r.text
     assert r.json()["error"] == "TOKEN_LIMIT_EXCEEDED" and "context" in r.json()["message"]
 

@@ -20,10 +20,12 @@ def test_database_down_mid_stream_then_back(
     gw.enable(MODEL)
     chunks = 0
     try:
-        with gw.client.stream("POST", "/api/ai/chat/completion",
-                              json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True},
-                              headers={**gw.user(sub="spooled"), "x-sim-chunks": "6",
-                                       "x-sim-chunk-delay-ms": "100"}) as r:
+        with gw.client.stream(
+            "POST",
+            "/api/ai/chat/completion",
+            json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True},
+            headers={**gw.user(sub="spooled"), "x-sim-chunks": "6", "x-sim-chunk-delay-ms": "100"},
+        ) as r:
             for event in sse_events(r):
                 if "chunk" in event:
                     chunks += 1

@@ -36,8 +36,9 @@ def _admit(gw: Gateway, headers: dict[str, str], **params: Any) -> Any:
 
 
 def _audit(sql: SQL, action: str) -> list[dict[str, Any]]:
-    return sql("SELECT actor, action, details, ip_address FROM ai.audit_logs WHERE action = %s ORDER BY created_at",
-               (action,))
+    return sql(
+        "SELECT actor, action, details, ip_address FROM ai.audit_logs WHERE action = %s ORDER BY created_at", (action,)
+    )
 
 
 def _next_window_is_far() -> None:
@@ -75,8 +76,12 @@ def test_rate_limit_429_with_headers_and_audit(gw: Gateway, sql: SQL) -> None:
     rows = _audit(sql, "RATE_LIMITED")
     assert len(rows) == 1
     assert rows[0]["actor"] == "alice@example.com" and rows[0]["ip_address"] == "127.0.0.1"
-    assert rows[0]["details"] == {"limit": "user.requestsPerMinute", "model": "test/model", "kind": "chat",
-                                  "subject": "alice"}
+    assert rows[0]["details"] == {
+        "limit": "user.requestsPerMinute",
+        "model": "test/model",
+        "kind": "chat",
+        "subject": "alice",
+    }
 
 
 def test_anon_callers_are_told_apart_by_ip(gw: Gateway) -> None:
@@ -129,8 +134,7 @@ def test_daily_token_quota_lets_the_crossing_call_finish_then_402s(gw: Gateway, 
 def test_user_override_beats_the_default(gw: Gateway) -> None:
     _set(gw, perUser={"tokensPerDay": 10, "requestsPerMinute": 1})
     admin = gw.admin()
-    r = gw.client.put("/api/ai/limits/users/vip", json={"tokensPerDay": None, "requestsPerMinute": 50},
-                      headers=admin)
+    r = gw.client.put("/api/ai/limits/users/vip", json={"tokensPerDay": None, "requestsPerMinute": 50}, headers=admin)
     assert r.status_code == 200
     _next_window_is_far()
     vip, plain = gw.user(sub="vip"), gw.user(sub="plain")
@@ -199,6 +203,7 @@ def test_round_trips(base_settings: Settings, sql: SQL) -> None:
 
 
 def test_charge_never_raises(base_settings: Settings) -> None:
-    svc = Services.from_settings(base_settings.with_overrides(database_url="postgresql://nobody@127.0.0.1:1/x",
-                                                              db_connect_timeout_s=1))
+    svc = Services.from_settings(
+        base_settings.with_overrides(database_url="postgresql://nobody@127.0.0.1:1/x", db_connect_timeout_s=1)
+    )
     asyncio.run(limits.charge(svc, limits.Admission(subject="x"), tokens=5, cost_usd=0.1))

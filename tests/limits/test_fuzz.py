@@ -48,8 +48,14 @@ def _undocumented(url: str) -> set[str]:
 def _fuzz(op: Any, headers: dict[str, str], checks: list[Any]) -> list[str]:
     failures: list[str] = []
 
-    @settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=op.as_strategy())
     def run(case: Any) -> None:
         try:

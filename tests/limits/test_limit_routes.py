@@ -8,8 +8,13 @@ import pytest
 
 from tests.support import Gateway
 
-UNLIMITED = {"requestsPerMinute": None, "burst": 0, "tokensPerDay": None, "tokensPerMonth": None,
-             "spendPerMonthUsd": None}
+UNLIMITED = {
+    "requestsPerMinute": None,
+    "burst": 0,
+    "tokensPerDay": None,
+    "tokensPerMonth": None,
+    "spendPerMonthUsd": None,
+}
 
 
 def _audit(gateway: Gateway, action: str) -> list[dict[str, Any]]:
@@ -22,11 +27,20 @@ def test_defaults_are_unlimited_and_put_replaces(gateway: Gateway) -> None:
     c, admin = gateway.client, gateway.admin()
     r = c.get("/api/ai/limits", headers=admin)
     assert r.status_code == 200
-    assert r.json() == {"perUser": UNLIMITED, "perProject": UNLIMITED, "exemptAdmins": True,
-                        "updatedAt": None, "updatedBy": None}
+    assert r.json() == {
+        "perUser": UNLIMITED,
+        "perProject": UNLIMITED,
+        "exemptAdmins": True,
+        "updatedAt": None,
+        "updatedBy": None,
+    }
 
-    body = {"perUser": {"requestsPerMinute": 30, "burst": 5, "tokensPerDay": 10_000},
-            "perProject": {"spendPerMonthUsd": 12.5, "tokensPerMonth": None}, "exemptAdmins": False, "x": 1}
+    body = {
+        "perUser": {"requestsPerMinute": 30, "burst": 5, "tokensPerDay": 10_000},
+        "perProject": {"spendPerMonthUsd": 12.5, "tokensPerMonth": None},
+        "exemptAdmins": False,
+        "x": 1,
+    }
     r = c.put("/api/ai/limits", json=body, headers=admin)
     assert r.status_code == 200, r.text
     got = r.json()
@@ -97,8 +111,14 @@ def test_user_overrides_crud(gateway: Gateway) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("get", "/api/ai/limits"), ("put", "/api/ai/limits"), ("get", "/api/ai/limits/users"),
-     ("get", "/api/ai/limits/users/u"), ("put", "/api/ai/limits/users/u"), ("delete", "/api/ai/limits/users/u")],
+    [
+        ("get", "/api/ai/limits"),
+        ("put", "/api/ai/limits"),
+        ("get", "/api/ai/limits/users"),
+        ("get", "/api/ai/limits/users/u"),
+        ("put", "/api/ai/limits/users/u"),
+        ("delete", "/api/ai/limits/users/u"),
+    ],
 )
 def test_admin_only(gateway: Gateway, method: str, path: str) -> None:
     c = gateway.client

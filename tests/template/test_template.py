@@ -299,9 +299,7 @@ def test_vpc_config_only_when_subnets_are_given(translated: Json) -> None:
 # ---------------------------------------------------------------- function URLs
 def test_url_invoke_modes(translated: Json) -> None:
     urls = of_type(translated, "AWS::Lambda::Url")
-    modes = {
-        function_of_url(translated, n): u["Properties"].get("InvokeMode", "BUFFERED") for n, u in urls.items()
-    }
+    modes = {function_of_url(translated, n): u["Properties"].get("InvokeMode", "BUFFERED") for n, u in urls.items()}
     assert set(modes) == URL_FUNCTIONS
     assert modes.pop("ChatFunction") == "RESPONSE_STREAM"
     assert set(modes.values()) == {"BUFFERED"}
@@ -452,9 +450,7 @@ def test_no_plaintext_secret(source: Json, translated: Json) -> None:
         assert "SecretString" not in props, name
         generated = props["GenerateSecretString"]
         assert generated["PasswordLength"] >= 64 and generated["ExcludePunctuation"] is True, name
-    assert translated["Resources"]["AdminApiKeySecret"]["Properties"]["GenerateSecretString"][
-        "ExcludeUppercase"
-    ]
+    assert translated["Resources"]["AdminApiKeySecret"]["Properties"]["GenerateSecretString"]["ExcludeUppercase"]
     secretish = re.compile(r"SECRET|PASSWORD|TOKEN|API_KEY|_KEY\b|_KEY_ID")
     for name, fn in of_type(translated, "AWS::Lambda::Function").items():
         for variable, value in env(fn).items():
@@ -542,9 +538,7 @@ def test_outputs(translated: Json) -> None:
 def _defines(path: Path, name: str) -> bool:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == name for t in node.targets
-        ):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
             return True
         if isinstance(node, ast.ImportFrom) and any((a.asname or a.name) == name for a in node.names):
             return True
