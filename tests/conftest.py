@@ -12,73 +12,23 @@ import base64
 import os
 import secrets
 import shutil
-import socket
-import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
-import uvicorn
-from aigateway.auth import mint_jwt
 from aigateway.local import EmbeddedPostgres
 from aigateway.migrations import apply
 from aigateway.services import Services
 from aigateway.settings import Settings
 from psycopg.rows import dict_row
 
+from tests.support import SQL, Gateway, MakeGateway, ServerThread, private_dir
+
 os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
 TABLES = ("usage", "audit_logs", "secrets", "configs")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class ServerThread:
-    """An ASGI app served by uvicorn on 127.0.0.1 in a daemon thread."""
-
-    def __init__(self, app: Any, port: int | None = None) -> None:
-        self.port = port or free_port()
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="auto"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("server did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
-
-
-def private_dir(prefix: str) -> Path:
-    """A temp folder outside pytest's own tree.
-
-    The embedded server runs as a separate system user, and pytest makes its temp root
-    private (0700) at every session start — a concurrent pytest run would lock the server out.
-    """
-    return Path(tempfile.mkdtemp(prefix=prefix))
 
 
 @pytest.fixture(scope="session")
@@ -93,14 +43,14 @@ def pg() -> Iterator[EmbeddedPostgres]:
 
 
 @pytest.fixture
-def sql(pg: EmbeddedPostgres) -> Iterator[Callable[..., list[dict[str, Any]]]]:
+def sql(pg: EmbeddedPostgres) -> Iterator[SQL]:
     """Run SQL against the test database from the test thread: `sql("SELECT ...", params)`."""
     holder = [psycopg.connect(pg.uri, autocommit=True, row_factory=dict_row)]
 
     def run(query: str, params: Any = None) -> list[dict[str, Any]]:
         for attempt in (1, 2):
             try:
-                cur = holder[0].execute(query.replace("{s}", "ai"), params)  # type: ignore[arg-type]
+                cur = holder[0].execute(query.replace("{s}", "ai"), params)
                 return cur.fetchall() if cur.description else []
             except psycopg.OperationalError:
                 if attempt == 2:
@@ -120,51 +70,6 @@ def simulator() -> Iterator[ServerThread]:
     server = ServerThread(create_app()).start()
     yield server
     server.stop()
-
-
-def sim_requests(simulator: ServerThread) -> list[dict[str, Any]]:
-    """What the simulator received, oldest first."""
-    data = httpx.get(simulator.url + "/_sim/requests").json()
-    return data["requests"] if isinstance(data, dict) else data
-
-
-@dataclass
-class Gateway:
-    url: str
-    settings: Settings
-    services: Services
-    server: ServerThread
-    client: httpx.Client
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def admin_key(self) -> str:
-        assert self.settings.access_api_key
-        return self.settings.access_api_key
-
-    def token(self, role: str | None = "authenticated", sub: str | None = "user-1", **claims: Any) -> str:
-        body: dict[str, Any] = dict(claims)
-        if role is not None:
-            body["role"] = role
-        if sub is not None:
-            body["sub"] = sub
-        assert self.settings.jwt_secret
-        return mint_jwt(self.settings.jwt_secret, body)
-
-    def user(self, role: str = "authenticated", sub: str = "user-1", **claims: Any) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(role, sub, **claims)}"}
-
-    def admin(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.admin_key}"}
-
-    def enable(self, model_id: str, **fields: Any) -> str:
-        """Enable a model through the admin API; returns the configuration id."""
-        body = {"inputModality": ["text", "image"], "outputModality": ["text"], "provider": "openrouter"}
-        body.update(fields)
-        body["modelId"] = model_id
-        r = self.client.post("/api/ai/configurations", json=body, headers=self.admin())
-        assert r.status_code == 201, r.text
-        return str(r.json()["id"])
 
 
 @pytest.fixture(scope="session")
@@ -195,9 +100,7 @@ def _default_app(services: Services) -> Any:
 
 
 @pytest.fixture
-def make_gateway(
-    base_settings: Settings, sql: Callable[..., Any], request: pytest.FixtureRequest
-) -> Iterator[Callable[..., Gateway]]:
+def make_gateway(base_settings: Settings, sql: SQL, request: pytest.FixtureRequest) -> Iterator[MakeGateway]:
     """Start a gateway with settings overrides: `make_gateway(allow_anon=False)`.
 
     The database is emptied first, so each test starts from no configurations and no usage.
@@ -225,7 +128,7 @@ def make_gateway(
         gw.server.stop()
 
 
-def _extra_tables(sql: Callable[..., Any]) -> list[str]:
+def _extra_tables(sql: SQL) -> list[str]:
     """Tables later migrations add (limits, rollups...): emptied too, except the migration ledger."""
     rows = sql(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'ai' AND table_type = 'BASE TABLE'"
@@ -234,6 +137,6 @@ def _extra_tables(sql: Callable[..., Any]) -> list[str]:
 
 
 @pytest.fixture
-def gateway(make_gateway: Callable[..., Gateway]) -> Gateway:
+def gateway(make_gateway: MakeGateway) -> Gateway:
     """A gateway with default test settings, simulator upstream, empty database."""
     return make_gateway()

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import base64
-import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 from aigateway.api import configs, gateway_keys, usage
 from aigateway.api.app import build_app
+from aigateway.db import Database
+from aigateway.local import EmbeddedPostgres
 from aigateway.services import Services
 
+from tests.support import SQL, Gateway, ServerThread, free_port, sim_log
+
 ENV_KEY = "sk-or-v1-env-test-key"  # base_settings' OPENROUTER_API_KEY
-Gw = Any  # tests/conftest.Gateway
+Gw = Gateway
 
 
 @pytest.fixture
@@ -79,9 +82,7 @@ class Sim:
         self.mark = self._last_seq()
 
     def _entries(self) -> list[dict[str, Any]]:
-        data = httpx.get(self.url + "/_sim/requests").json()
-        entries: list[dict[str, Any]] = data["requests"] if isinstance(data, dict) else data
-        return entries
+        return sim_log(self.url)
 
     def _last_seq(self) -> int:
         entries = self._entries()
@@ -104,7 +105,16 @@ class Sim:
 
 
 @pytest.fixture
-def sim(simulator: Any) -> Sim:
+async def db(pg: EmbeddedPostgres, sql: SQL) -> AsyncIterator[Database]:
+    """A `Database` on the test PostgreSQL, with no stored keys and no audit rows."""
+    sql("TRUNCATE ai.secrets, ai.audit_logs")
+    database = Database(lambda: pg.uri, schema="ai")
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def sim(simulator: ServerThread) -> Sim:
     return Sim(simulator.url)
 
 
@@ -123,10 +133,7 @@ def models_key(gw: Gw, sim: Sim) -> str | None:
 
 def free_port_url() -> str:
     """An upstream base URL on a loopback port nothing listens on."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/api/v1"
+    return f"http://127.0.0.1:{free_port()}/api/v1"
 
 
 def set_key(gw: Gw, key: str) -> httpx.Response:

@@ -183,9 +183,7 @@ def test_key_wrapper_for_chooses_kms_local_or_refuses(tmp_path: Path) -> None:
         assert exc.value.reason == "configuration" and "AIGATEWAY_MASTER_KEY" in exc.value.message
 
 
-def test_local_master_key_is_generated_0600_and_reused(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_local_master_key_is_generated_0600_and_reused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     home = tmp_path / "data" / "gateway"
     first = key_wrapper_for(Settings(home=home))
     path = home / "master.key"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,17 +14,11 @@ from aigateway.errors import GatewayError
 from aigateway.openrouter import OpenRouterClient
 from aigateway.settings import Settings
 
+from tests.support import ServerThread
+
 from .conftest import ENV_KEY, Sim, create_cloud_secret
 
 CHAT = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
-
-
-@pytest.fixture
-async def db(pg: Any, sql: Callable[..., Any]) -> AsyncIterator[Database]:
-    sql("TRUNCATE ai.secrets, ai.audit_logs")
-    database = Database(lambda: pg.uri, schema="ai")
-    yield database
-    await database.close()
 
 
 class Rig:
@@ -50,7 +44,7 @@ class Rig:
 
 
 @pytest.fixture
-def rig(base_settings: Settings, db: Database, simulator: Any) -> Callable[..., Rig]:
+def rig(base_settings: Settings, db: Database, simulator: ServerThread) -> Callable[..., Rig]:
     def make(**overrides: Any) -> Rig:
         overrides.setdefault("openrouter_base_url", simulator.url + "/api/v1")
         overrides.setdefault("upstream_max_tries", 1)
@@ -60,9 +54,7 @@ def rig(base_settings: Settings, db: Database, simulator: Any) -> Callable[..., 
 
 
 @pytest.mark.parametrize("byok", ["sk-or-v1-nocredit-byok-1", "sk-or-v1-ratelimited-byok-1"])
-async def test_exhausted_byok_falls_back_to_the_next_source(
-    rig: Callable[..., Rig], sim: Sim, byok: str
-) -> None:
+async def test_exhausted_byok_falls_back_to_the_next_source(rig: Callable[..., Rig], sim: Sim, byok: str) -> None:
     body, served = await rig(fallback_on_exhaustion=True).chat(byok)
     assert served.source == "env" and served.key == ENV_KEY
     assert body["choices"][0]["message"]["content"]

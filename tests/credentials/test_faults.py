@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -15,6 +15,8 @@ from aigateway.db import Database
 from aigateway.errors import GatewayError
 from aigateway.settings import Settings
 from botocore.stub import Stubber
+
+from tests.support import SQL
 
 from .conftest import ENV_KEY, Gw, Sim, encodings, models_key, set_key
 
@@ -47,9 +49,7 @@ def test_kms_faults_on_decrypt_are_503s_and_never_fall_through(
     client = boto3.client("kms")
     stub = Stubber(client)
     for code, _ in _DECRYPT_FAULTS:
-        stub.add_client_error(
-            "decrypt", service_error_code=code, service_message="aws detail", http_status_code=400
-        )
+        stub.add_client_error("decrypt", service_error_code=code, service_message="aws detail", http_status_code=400)
     stub.activate()
     gw.services.__dict__["key_wrapper"] = KmsKeyWrapper(kms_key_id, client=client)  # before the next request
     sim.reset_mark()
@@ -58,13 +58,11 @@ def test_kms_faults_on_decrypt_are_503s_and_never_fall_through(
     stub.assert_no_pending_responses()
     assert sim.keys() == [], "a stored key that cannot be decrypted never silently becomes the env key"
     status = gw.client.get(ROUTE, headers=gw.admin()).json()
-    assert status == {"keySource": "byok", "hasByokKey": True, "maskedKey": "sk-o****8888"}, (
-        "GET needs no KMS"
-    )
+    assert status == {"keySource": "byok", "hasByokKey": True, "maskedKey": "sk-o****8888"}, "GET needs no KMS"
 
 
 def test_kms_fault_on_encrypt_keeps_the_old_key(
-    make_gw: Callable[..., Gw], kms_key_id: str, sim: Sim, sql: Callable[..., Any]
+    make_gw: Callable[..., Gw], kms_key_id: str, sim: Sim, sql: SQL
 ) -> None:
     gw = make_gw(kms_key_id=kms_key_id, master_key=None)
     assert set_key(gw, KEY).status_code == 200
@@ -113,21 +111,11 @@ def test_on_aws_without_kms_is_a_503_for_the_key_routes(make_gw: Callable[..., G
     gw = make_gw(on_aws=True, kms_key_id=None)
     r = set_key(gw, KEY)
     assert r.status_code == 503 and "KMS_KEY_ID is not set" in r.json()["message"]
-    assert gw.client.get(ROUTE, headers=gw.admin()).json()["keySource"] == "env", (
-        "no BYOK row: no wrapper needed"
-    )
+    assert gw.client.get(ROUTE, headers=gw.admin()).json()["keySource"] == "env", "no BYOK row: no wrapper needed"
     assert models_key(gw, sim) == ENV_KEY
 
 
 # -- the resolver directly ----------------------------------------------------------------------
-
-
-@pytest.fixture
-async def db(pg: Any, sql: Callable[..., Any]) -> AsyncIterator[Database]:
-    sql("TRUNCATE ai.secrets, ai.audit_logs")
-    database = Database(lambda: pg.uri, schema="ai")
-    yield database
-    await database.close()
 
 
 async def test_resolve_raises_actionable_503s(db: Database, base_settings: Settings) -> None:

@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import SQL
+
 from .conftest import Gw, Sim, create_cloud_secret, encodings, models_key
 
 ROUTE = "/api/ai/gateway/config"
@@ -23,7 +25,7 @@ def _log_text(caplog: pytest.LogCaptureFixture) -> str:
     return "\n".join(formatter.format(r) for r in caplog.records)
 
 
-def _db_text(sql: Callable[..., list[dict[str, Any]]]) -> str:
+def _db_text(sql: SQL) -> str:
     tables = sql("SELECT table_name FROM information_schema.tables WHERE table_schema = 'ai'")
     assert {"secrets", "audit_logs", "usage", "configs"} <= {t["table_name"] for t in tables}
     out: list[str] = []
@@ -42,7 +44,7 @@ def test_plaintext_key_is_nowhere(
     make_gw: Callable[..., Gw],
     aws: None,
     sim: Sim,
-    sql: Callable[..., list[dict[str, Any]]],
+    sql: SQL,
     caplog: pytest.LogCaptureFixture,
     wrapping: str,
 ) -> None:
@@ -82,9 +84,7 @@ def test_plaintext_key_is_nowhere(
     assert sim.since_mark() is not None
 
     logs = _log_text(caplog)
-    assert "BYOK OpenRouter key set (wrapper=" + wrapping + ")" in logs, (
-        "the server thread's logs were captured"
-    )
+    assert "BYOK OpenRouter key set (wrapper=" + wrapping + ")" in logs, "the server thread's logs were captured"
     if wrapping == "kms":
         assert "secret material redacted" in logs, "botocore DEBUG body records were captured, and redacted"
     db = _db_text(sql)

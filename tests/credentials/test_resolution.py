@@ -34,11 +34,7 @@ def test_every_combination_resolves_in_order(
     if byok:
         assert set_key(gw, BYOK).status_code == 200
     expected_source, expected_key = next(
-        (
-            (s, k)
-            for s, k, present in (("byok", BYOK, byok), ("cloud", CLOUD, cloud), ("env", ENV_KEY, env))
-            if present
-        ),
+        ((s, k) for s, k, present in (("byok", BYOK, byok), ("cloud", CLOUD, cloud), ("env", ENV_KEY, env)) if present),
         ("unconfigured", None),
     )
     status = gw.client.get(ROUTE, headers=gw.admin()).json()
@@ -60,9 +56,7 @@ def test_cloud_secret_forms(make_gw: Callable[..., Gw], aws: None, sim: Sim, sec
     assert models_key(gw, sim) == CLOUD
 
 
-@pytest.mark.parametrize(
-    "value", ["", "   ", "{}", '{"apiKey": ""}', "{not json", b"", json.dumps({"x": "y"})]
-)
+@pytest.mark.parametrize("value", ["", "   ", "{}", '{"apiKey": ""}', "{not json", b"", json.dumps({"x": "y"})])
 def test_unusable_cloud_secret_is_absent(value: Any, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         assert parse_cloud_secret(value) is None
@@ -83,9 +77,7 @@ def test_throttled_cloud_secret_is_a_503(make_gw: Callable[..., Gw], aws: None, 
     client = boto3.client("secretsmanager")
     stub = Stubber(client)
     for _ in range(2):
-        stub.add_client_error(
-            "get_secret_value", service_error_code="ThrottlingException", http_status_code=400
-        )
+        stub.add_client_error("get_secret_value", service_error_code="ThrottlingException", http_status_code=400)
     stub.activate()
     pt_base.DEFAULT_PROVIDERS["secrets"] = SecretsProvider(boto3_client=client)
     gw = make_gw(openrouter_cloud_key_secret="throttled-secret")
@@ -94,9 +86,7 @@ def test_throttled_cloud_secret_is_a_503(make_gw: Callable[..., Gw], aws: None, 
         assert r.status_code == 503, r.text
         body = r.json()
         assert body["error"] == "SERVICE_UNAVAILABLE"
-        assert (
-            "cloud-managed OpenRouter key from AWS Secrets Manager (ThrottlingException)" in body["message"]
-        )
+        assert "cloud-managed OpenRouter key from AWS Secrets Manager (ThrottlingException)" in body["message"]
         assert "Retry" in body["nextActions"]
     assert sim.keys() == [], "no silent fall-through to the environment key"
 
@@ -125,9 +115,7 @@ def test_other_processes_see_a_change_within_the_cache_time(make_gw: Callable[..
     changed_at = time.monotonic()
     assert models_key(writer, sim) == BYOK
     assert models_key(reader, sim) == ENV_KEY, "still within the reader's cache time"
-    assert reader.client.get(ROUTE, headers=reader.admin()).json()["keySource"] == "byok", (
-        "status reads fresh"
-    )
+    assert reader.client.get(ROUTE, headers=reader.admin()).json()["keySource"] == "byok", "status reads fresh"
     time.sleep(max(0.0, 2.1 - (time.monotonic() - changed_at)))
     assert models_key(reader, sim) == BYOK
 

@@ -10,6 +10,8 @@ import pytest
 from aigateway.crypto import LocalKeyWrapper, byok_context
 from aigateway.settings import Settings
 
+from tests.support import SQL
+
 from .conftest import ENV_KEY, Gw, Sim, create_cloud_secret, free_port_url, models_key, set_key
 
 KEY = "sk-or-v1-0123456789abcdef0123456789abcdef"
@@ -31,17 +33,13 @@ def _audit(gw: Gw) -> list[dict[str, Any]]:
 def test_get_reports_each_key_source(make_gw: Callable[..., Gw], aws: None) -> None:
     assert _status(make_gw(openrouter_api_key=None)) == {"keySource": "unconfigured", "hasByokKey": False}
     assert _status(make_gw()) == {"keySource": "env", "hasByokKey": False}
-    cloud = make_gw(
-        openrouter_api_key=None, openrouter_cloud_key_secret=create_cloud_secret("sk-or-v1-cloud-k")
-    )
+    cloud = make_gw(openrouter_api_key=None, openrouter_cloud_key_secret=create_cloud_secret("sk-or-v1-cloud-k"))
     assert _status(cloud) == {"keySource": "cloud", "hasByokKey": False}
     assert set_key(cloud, KEY).status_code == 200
     assert _status(cloud) == {"keySource": "byok", "hasByokKey": True, "maskedKey": "sk-o****cdef"}
 
 
-def test_post_validates_live_stores_only_ciphertext_and_audits(
-    gateway_with_keys: Gw, sim: Sim, sql: Callable[..., list[dict[str, Any]]]
-) -> None:
+def test_post_validates_live_stores_only_ciphertext_and_audits(gateway_with_keys: Gw, sim: Sim, sql: SQL) -> None:
     gw = gateway_with_keys
     who = gw.user(role="project_admin", sub="admin-1", email="admin@example.com")
     r = gw.client.post(ROUTE, json={"apiKey": f"  {KEY}\n", "extra": 1}, headers=who)
@@ -60,6 +58,7 @@ def test_post_validates_live_stores_only_ciphertext_and_audits(
     )
     ciphertext = bytes(row["value_ciphertext"])
     assert KEY.encode() not in ciphertext
+    assert gw.settings.master_key
     wrapper = LocalKeyWrapper(base64.b64decode(gw.settings.master_key))
     assert wrapper.unwrap(ciphertext, byok_context(gw.settings)) == KEY.encode(), "bound to this deployment"
 
@@ -68,9 +67,7 @@ def test_post_validates_live_stores_only_ciphertext_and_audits(
     assert record["details"] == {"keySource": "byok"} and record["ipAddress"] == "127.0.0.1"
 
 
-def test_post_refused_key_is_400_and_stores_nothing(
-    gateway_with_keys: Gw, sql: Callable[..., list[dict[str, Any]]]
-) -> None:
+def test_post_refused_key_is_400_and_stores_nothing(gateway_with_keys: Gw, sql: SQL) -> None:
     gw = gateway_with_keys
     r = set_key(gw, "sk-or-v1-revoked-0000")
     assert r.status_code == 400
@@ -83,7 +80,7 @@ def test_post_refused_key_is_400_and_stores_nothing(
     assert _status(gw)["keySource"] == "env"
 
 
-def test_post_with_upstream_unreachable_is_502(make_gw: Callable[..., Gw], sql: Callable[..., Any]) -> None:
+def test_post_with_upstream_unreachable_is_502(make_gw: Callable[..., Gw], sql: SQL) -> None:
     gw = make_gw(openrouter_base_url=free_port_url())
     r = set_key(gw, KEY)
     assert r.status_code == 502
@@ -114,16 +111,14 @@ def test_post_with_upstream_unreachable_is_502(make_gw: Callable[..., Gw], sql: 
         ),
     ],
 )
-def test_post_invalid_body_is_400(
-    gateway_with_keys: Gw, sim: Sim, body: dict[str, Any], message: str
-) -> None:
+def test_post_invalid_body_is_400(gateway_with_keys: Gw, sim: Sim, body: dict[str, Any], message: str) -> None:
     r = gateway_with_keys.client.post(ROUTE, json=body, headers=gateway_with_keys.admin())
     assert r.status_code == 400
     assert r.json() == {"error": "INVALID_INPUT", "message": message, "statusCode": 400}
     assert sim.keys("/key") == [], "nothing reached the upstream"
 
 
-def test_delete_soft_deactivates_then_404(gateway_with_keys: Gw, sim: Sim, sql: Callable[..., Any]) -> None:
+def test_delete_soft_deactivates_then_404(gateway_with_keys: Gw, sim: Sim, sql: SQL) -> None:
     gw = gateway_with_keys
     assert set_key(gw, KEY).status_code == 200
     r = gw.client.delete(ROUTE, headers=gw.admin())
@@ -168,9 +163,7 @@ def test_credits_of_the_active_key(make_gw: Callable[..., Gw], sim: Sim) -> None
     r = gw.client.get("/api/ai/credits", headers=gw.admin())
     assert r.status_code == 200
     body = r.json()
-    assert (
-        set(body) == {"usage", "limit", "remaining"} and body["limit"] is None and body["remaining"] is None
-    )
+    assert set(body) == {"usage", "limit", "remaining"} and body["limit"] is None and body["remaining"] is None
     assert isinstance(body["usage"], float)
     assert sim.keys("/key") == [ENV_KEY]
 
@@ -187,9 +180,7 @@ def test_credits_of_the_active_key(make_gw: Callable[..., Gw], sim: Sim) -> None
     assert "OPENROUTER_API_KEY" in r.json()["nextActions"]
 
 
-def test_kms_deployment_round_trip(
-    make_gw: Callable[..., Gw], kms_key_id: str, sim: Sim, sql: Callable[..., Any]
-) -> None:
+def test_kms_deployment_round_trip(make_gw: Callable[..., Gw], kms_key_id: str, sim: Sim, sql: SQL) -> None:
     """On a KMS deployment the key is stored as a KMS ciphertext and decrypted for upstream calls."""
     gw = make_gw(kms_key_id=kms_key_id, master_key=None, on_aws=True)
     assert set_key(gw, KEY).status_code == 200

@@ -15,12 +15,12 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+
+from tests.support import SQL, MakeGateway, ServerThread, sim_chats, sim_reset, wait_usage
 
 pytestmark = pytest.mark.e2e
 
@@ -69,16 +69,7 @@ def _wait_inside_a_minute_window() -> None:
         time.sleep(60 - into + 0.2)
 
 
-def _usage_rows(sql: Callable[..., list[dict[str, Any]]], at_least: int) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + 5
-    while True:
-        rows = sql("SELECT * FROM ai.usage")
-        if len(rows) >= at_least or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
-
-
-def _run(make_gateway: Callable[..., Any], sql: Callable[..., Any], simulator: Any) -> dict[str, Any]:
+def _run(make_gateway: MakeGateway, sql: SQL, simulator: ServerThread) -> dict[str, Any]:
     major = _node_major()
     if major is None or major < 18:
         why = f"Node.js >= 18 is needed for the SDK end-to-end tests (found: {major or 'no node'})"
@@ -94,7 +85,7 @@ def _run(make_gateway: Callable[..., Any], sql: Callable[..., Any], simulator: A
         "INSERT INTO ai.limit_overrides (user_id, body) VALUES ('limited-user', %s::jsonb)",
         ('{"requestsPerMinute": 1}',),
     )
-    httpx.post(simulator.url + "/_sim/reset")
+    sim_reset(simulator.url)
     env = {
         **os.environ,
         "GATEWAY_URL": gw.url,
@@ -120,9 +111,8 @@ def _run(make_gateway: Callable[..., Any], sql: Callable[..., Any], simulator: A
     if proc.returncode != 0:
         pytest.fail(f"sdk_checks.mjs failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     results: dict[str, Any] = json.loads(proc.stdout)
-    sent = httpx.get(simulator.url + "/_sim/requests").json()["requests"]
-    results["_upstream"] = [e["body"] for e in sent if e["path"].endswith("/chat/completions")]
-    results["_usage"] = _usage_rows(sql, 10)
+    results["_upstream"] = [e["body"] for e in sim_chats(simulator.url)]
+    results["_usage"] = wait_usage(sql, 10)
     return results
 
 
@@ -130,7 +120,7 @@ _CACHE: dict[str, dict[str, Any]] = {}
 
 
 @pytest.fixture
-def r(make_gateway: Callable[..., Any], sql: Callable[..., Any], simulator: Any) -> dict[str, Any]:
+def r(make_gateway: MakeGateway, sql: SQL, simulator: ServerThread) -> dict[str, Any]:
     """The script's results, produced once for this module (the gateway is gone afterwards)."""
     if "results" not in _CACHE:
         _CACHE["results"] = _run(make_gateway, sql, simulator)

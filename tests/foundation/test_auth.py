@@ -11,6 +11,8 @@ import pytest
 from aigateway.api.local import local_app
 from aigateway.auth import Authenticator, decode_jwt, mint_jwt
 
+from tests.support import Gateway, MakeGateway
+
 GENERATION = {"/api/ai/chat/completion", "/api/ai/image/generation", "/api/ai/embeddings"}
 OPEN = {"/api/ai/health", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
 
@@ -19,9 +21,9 @@ def _is_generation(path: str) -> bool:
     return path in GENERATION or path.startswith("/api/ai/v1/")
 
 
-def _routes(gw: Any) -> list[tuple[str, str]]:
+def _routes(gw: Gateway) -> list[tuple[str, str]]:
     """Every documented operation, with path parameters filled in."""
-    out = []
+    out: list[tuple[str, str]] = []
     for path, ops in local_app(gw.services).openapi()["paths"].items():
         if path in OPEN or "/images/files/" in path:
             continue
@@ -30,8 +32,9 @@ def _routes(gw: Any) -> list[tuple[str, str]]:
     return out
 
 
-def _credentials(gw: Any) -> dict[str, dict[str, str]]:
+def _credentials(gw: Gateway) -> dict[str, dict[str, str]]:
     secret = gw.settings.jwt_secret
+    assert secret
     expired = mint_jwt(secret, {"sub": "u", "role": "authenticated", "exp": int(time.time()) - 3600})
     forged = mint_jwt("not-the-secret", {"sub": "u", "role": "project_admin"})
     return {
@@ -71,7 +74,7 @@ def _code(body: dict[str, Any]) -> Any:
     return err.get("code") if isinstance(err, dict) else err
 
 
-def test_every_route_every_credential(gateway: Any) -> None:
+def test_every_route_every_credential(gateway: Gateway) -> None:
     creds = _credentials(gateway)
     routes = _routes(gateway)
     assert len(routes) >= 8
@@ -89,11 +92,15 @@ def test_every_route_every_credential(gateway: Any) -> None:
     assert not failures, failures
 
 
-def test_messages_match_the_spec(gateway: Any) -> None:
+def test_messages_match_the_spec(gateway: Gateway) -> None:
     c = gateway.client
     r = c.post("/api/ai/chat/completion", json={})
-    assert r.json() == {"error": "AUTH_INVALID_CREDENTIALS", "message": "No token provided", "statusCode": 401,
-                        "nextActions": "Check the token is valid or login to get a new token."}
+    assert r.json() == {
+        "error": "AUTH_INVALID_CREDENTIALS",
+        "message": "No token provided",
+        "statusCode": 401,
+        "nextActions": "Check the token is valid or login to get a new token.",
+    }
     r = c.get("/api/ai/configurations")
     assert r.json()["message"] == "No admin token provided"
     r = c.get("/api/ai/configurations", headers=gateway.user())
@@ -104,7 +111,7 @@ def test_messages_match_the_spec(gateway: Any) -> None:
     assert r.json() == {"error": "AUTH_UNAUTHORIZED", "message": "Invalid token", "statusCode": 401}
 
 
-def test_anon_can_be_switched_off(make_gateway: Any) -> None:
+def test_anon_can_be_switched_off(make_gateway: MakeGateway) -> None:
     gw = make_gateway(allow_anon=False)
     r = gw.client.post("/api/ai/chat/completion", json={}, headers=gw.user("anon", "a"))
     assert r.status_code == 403 and r.json()["error"] == "AUTH_UNAUTHORIZED"
@@ -127,6 +134,6 @@ def test_only_hs256_is_accepted(alg_header: str) -> None:
     assert decode_jwt(good, "k")["sub"] == "x"
 
 
-def test_unknown_role_is_an_invalid_token(gateway: Any) -> None:
+def test_unknown_role_is_an_invalid_token(gateway: Gateway) -> None:
     r = gateway.client.get("/api/ai/configurations", headers=gateway.user(role="service_role"))
     assert r.status_code == 401 and r.json()["error"] == "AUTH_UNAUTHORIZED"

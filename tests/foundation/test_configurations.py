@@ -8,13 +8,21 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from tests.support import SQL, Gateway
 
-def test_create_list_disable_and_audit(gateway: Any) -> None:
+
+def test_create_list_disable_and_audit(gateway: Gateway) -> None:
     c, admin = gateway.client, gateway.admin()
     r = c.post(
         "/api/ai/configurations",
-        json={"inputModality": ["text"], "outputModality": ["text"], "provider": "openrouter",
-              "modelId": "openai/gpt-4o-mini", "systemPrompt": "Be brief.", "unknownKey": 1},
+        json={
+            "inputModality": ["text"],
+            "outputModality": ["text"],
+            "provider": "openrouter",
+            "modelId": "openai/gpt-4o-mini",
+            "systemPrompt": "Be brief.",
+            "unknownKey": 1,
+        },
         headers=admin,
     )
     assert r.status_code == 201
@@ -26,8 +34,12 @@ def test_create_list_disable_and_audit(gateway: Any) -> None:
     assert [x["modelId"] for x in listed] == ["openai/gpt-4o-mini"]
     assert listed[0]["systemPrompt"] == "Be brief."
     assert listed[0]["usageStats"] == {
-        "totalInputTokens": 0, "totalOutputTokens": 0, "totalTokens": 0,
-        "totalImageCount": 0, "totalRequests": 0, "totalCostUsd": 0.0,
+        "totalInputTokens": 0,
+        "totalOutputTokens": 0,
+        "totalTokens": 0,
+        "totalImageCount": 0,
+        "totalRequests": 0,
+        "totalCostUsd": 0.0,
     }
 
     r = c.delete(f"/api/ai/configurations/{config_id}", headers=admin)
@@ -41,7 +53,7 @@ def test_create_list_disable_and_audit(gateway: Any) -> None:
     assert audit["records"][1]["details"]["modelId"] == "openai/gpt-4o-mini"
 
 
-def test_create_is_an_upsert_on_model_id_and_keeps_the_prompt(gateway: Any, sql: Any) -> None:
+def test_create_is_an_upsert_on_model_id_and_keeps_the_prompt(gateway: Gateway, sql: SQL) -> None:
     first = gateway.enable("openai/gpt-4o", systemPrompt="Keep me.")
     gateway.client.delete(f"/api/ai/configurations/{first}", headers=gateway.admin())
     second = gateway.enable("openai/gpt-4o", inputModality=["text"])
@@ -50,7 +62,7 @@ def test_create_is_an_upsert_on_model_id_and_keeps_the_prompt(gateway: Any, sql:
     assert row == {"is_active": True, "system_prompt": "Keep me.", "input_modality": ["text"]}
 
 
-def test_patch_updates_the_prompt_and_404s(gateway: Any, sql: Any) -> None:
+def test_patch_updates_the_prompt_and_404s(gateway: Gateway, sql: SQL) -> None:
     c, admin = gateway.client, gateway.admin()
     cid = gateway.enable("anthropic/claude-3.5-haiku")
     r = c.patch(f"/api/ai/configurations/{cid}", json={"systemPrompt": "New."}, headers=admin)
@@ -75,16 +87,22 @@ def test_patch_updates_the_prompt_and_404s(gateway: Any, sql: Any) -> None:
     assert actions.count("UPDATE_CONFIGURATION") == 2
 
 
-def test_validation_errors_name_the_field(gateway: Any) -> None:
+def test_validation_errors_name_the_field(gateway: Gateway) -> None:
     c, admin = gateway.client, gateway.admin()
-    r = c.post("/api/ai/configurations", json={"inputModality": [], "outputModality": ["text"], "modelId": "m/x"},
-               headers=admin)
+    r = c.post(
+        "/api/ai/configurations",
+        json={"inputModality": [], "outputModality": ["text"], "modelId": "m/x"},
+        headers=admin,
+    )
     assert r.status_code == 400
     body = r.json()
     assert body["error"] == "INVALID_INPUT" and body["statusCode"] == 400
     assert body["message"].startswith("Validation error: inputModality: ")
-    r = c.post("/api/ai/configurations", json={"inputModality": ["smell"], "outputModality": ["text"],
-                                               "modelId": "m/x"}, headers=admin)
+    r = c.post(
+        "/api/ai/configurations",
+        json={"inputModality": ["smell"], "outputModality": ["text"], "modelId": "m/x"},
+        headers=admin,
+    )
     assert r.json()["message"].startswith("Validation error: inputModality.0: ")
     r = c.post("/api/ai/configurations", content=b"{not json", headers={**admin, "content-type": "application/json"})
     assert r.status_code == 400 and r.json()["error"] == "INVALID_INPUT"

@@ -8,10 +8,13 @@ from typing import Any
 import httpx
 from aigateway.api.app import build_app
 from aigateway.api.local import local_app
+from aigateway.local import EmbeddedPostgres
 from fastapi import APIRouter
 
+from tests.support import Gateway, MakeGateway
 
-def test_unknown_route_is_a_not_found_body(gateway: Any) -> None:
+
+def test_unknown_route_is_a_not_found_body(gateway: Gateway) -> None:
     r = gateway.client.get("/api/ai/nope", headers=gateway.admin())
     assert r.status_code == 404
     assert r.json() == {
@@ -23,16 +26,17 @@ def test_unknown_route_is_a_not_found_body(gateway: Any) -> None:
     assert r.headers["x-request-id"]
 
 
-def test_wrong_method_is_405_with_the_error_body(gateway: Any) -> None:
+def test_wrong_method_is_405_with_the_error_body(gateway: Gateway) -> None:
     r = gateway.client.put("/api/ai/configurations", headers=gateway.admin())
     assert r.status_code == 405 and r.json()["error"] == "METHOD_NOT_ALLOWED"
 
 
-def test_body_over_the_limit_is_413_before_parsing(make_gateway: Any) -> None:
+def test_body_over_the_limit_is_413_before_parsing(make_gateway: MakeGateway) -> None:
     gw = make_gateway(max_body_bytes=2048)
     big = b'{"model": "x", "messages": [' + b" " * 4096 + b"]}"
-    r = gw.client.post("/api/ai/configurations", content=big,
-                       headers={**gw.admin(), "content-type": "application/json"})
+    r = gw.client.post(
+        "/api/ai/configurations", content=big, headers={**gw.admin(), "content-type": "application/json"}
+    )
     assert r.status_code == 413
     assert r.json()["error"] == "PAYLOAD_TOO_LARGE" and r.json()["statusCode"] == 413
 
@@ -40,17 +44,20 @@ def test_body_over_the_limit_is_413_before_parsing(make_gateway: Any) -> None:
         for _ in range(8):
             yield b" " * 512  # no Content-Length: the limit must still hold
 
-    r = gw.client.post("/api/ai/configurations", content=chunks(),
-                       headers={**gw.admin(), "content-type": "application/json"})
+    r = gw.client.post(
+        "/api/ai/configurations", content=chunks(), headers={**gw.admin(), "content-type": "application/json"}
+    )
     assert r.status_code == 413 and r.json()["error"] == "PAYLOAD_TOO_LARGE"
     # A chunked body under the limit is replayed to the route intact.
-    r = gw.client.post("/api/ai/configurations",
-                       content=iter([b'{"inputModality":["text"],', b'"outputModality":["text"],"modelId":"a/b"}']),
-                       headers={**gw.admin(), "content-type": "application/json"})
+    r = gw.client.post(
+        "/api/ai/configurations",
+        content=iter([b'{"inputModality":["text"],', b'"outputModality":["text"],"modelId":"a/b"}']),
+        headers={**gw.admin(), "content-type": "application/json"},
+    )
     assert r.status_code == 201, r.text
 
 
-def test_unexpected_errors_are_a_generic_500_without_internals(make_gateway: Any, caplog: Any) -> None:
+def test_unexpected_errors_are_a_generic_500_without_internals(make_gateway: MakeGateway, caplog: Any) -> None:
     boom = APIRouter()
 
     @boom.get("/api/ai/boom")
@@ -70,9 +77,10 @@ def test_unexpected_errors_are_a_generic_500_without_internals(make_gateway: Any
     assert gw.client.get("/api/ai/health").json() == {"status": "ok"}
 
 
-def test_database_down_is_503_quickly(make_gateway: Any) -> None:
-    gw = make_gateway(database_url="postgresql://postgres@/postgres?host=/nonexistent-socket-dir",
-                      db_connect_timeout_s=2)
+def test_database_down_is_503_quickly(make_gateway: MakeGateway) -> None:
+    gw = make_gateway(
+        database_url="postgresql://postgres@/postgres?host=/nonexistent-socket-dir", db_connect_timeout_s=2
+    )
     started = time.monotonic()
     r = gw.client.get("/api/ai/configurations", headers=gw.admin())
     assert r.status_code == 503
@@ -80,7 +88,7 @@ def test_database_down_is_503_quickly(make_gateway: Any) -> None:
     assert time.monotonic() - started < 5
 
 
-def test_database_down_mid_life_then_back(gateway: Any, pg: Any) -> None:
+def test_database_down_mid_life_then_back(gateway: Gateway, pg: EmbeddedPostgres) -> None:
     assert gateway.client.get("/api/ai/configurations", headers=gateway.admin()).status_code == 200
     pg.stop()
     try:
@@ -92,11 +100,14 @@ def test_database_down_mid_life_then_back(gateway: Any, pg: Any) -> None:
     assert gateway.client.get("/api/ai/configurations", headers=gateway.admin()).status_code == 200
 
 
-def test_cors_reflects_the_origin_with_credentials(gateway: Any) -> None:
+def test_cors_reflects_the_origin_with_credentials(gateway: Gateway) -> None:
     r = gateway.client.options(
         "/api/ai/chat/completion",
-        headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization,content-type,x-api-key"},
+        headers={
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type,x-api-key",
+        },
     )
     assert r.status_code == 200
     assert r.headers["access-control-allow-origin"] == "https://app.example.com"
@@ -107,17 +118,27 @@ def test_cors_reflects_the_origin_with_credentials(gateway: Any) -> None:
     assert r.headers["access-control-allow-origin"] == "https://x.dev"
 
 
-def test_openapi_document_and_docs_are_served(gateway: Any) -> None:
+def test_openapi_document_and_docs_are_served(gateway: Gateway) -> None:
     doc = gateway.client.get("/openapi.json").json()
     assert "/api/ai/chat/completion" in doc["paths"] and "/api/ai/configurations" in doc["paths"]
     assert gateway.client.get("/docs").status_code == 200
 
 
-def test_local_app_mounts_every_router(gateway: Any) -> None:
+def test_local_app_mounts_every_router(gateway: Gateway) -> None:
     paths = set(local_app(gateway.services).openapi()["paths"])
-    for path in ("/api/ai/chat/completion", "/api/ai/image/generation", "/api/ai/embeddings",
-                 "/api/ai/configurations", "/api/ai/usage", "/api/ai/usage/summary", "/api/ai/audit",
-                 "/api/ai/models", "/api/ai/gateway/config", "/api/ai/limits", "/api/ai/v1/chat/completions"):
+    for path in (
+        "/api/ai/chat/completion",
+        "/api/ai/image/generation",
+        "/api/ai/embeddings",
+        "/api/ai/configurations",
+        "/api/ai/usage",
+        "/api/ai/usage/summary",
+        "/api/ai/audit",
+        "/api/ai/models",
+        "/api/ai/gateway/config",
+        "/api/ai/limits",
+        "/api/ai/v1/chat/completions",
+    ):
         assert path in paths, path
     assert isinstance(httpx.get(gateway.url + "/api/ai/health").json(), dict)
 

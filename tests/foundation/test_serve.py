@@ -28,12 +28,18 @@ def free_port() -> int:
 
 
 def _start(home: Path, port: int) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENROUTER_API_KEY", "DATABASE_URL", "JWT_SECRET",
-                                                            "ACCESS_API_KEY", "OPENROUTER_BASE_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OPENROUTER_API_KEY", "DATABASE_URL", "JWT_SECRET", "ACCESS_API_KEY", "OPENROUTER_BASE_URL")
+    }
     env["AIGATEWAY_HOME"] = str(home)
     proc = subprocess.Popen(
         [sys.executable, "-m", "aigateway", "serve", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     printed: dict[str, str] = {}
     deadline = time.monotonic() + 60
@@ -42,8 +48,12 @@ def _start(home: Path, port: int) -> tuple[subprocess.Popen[str], dict[str, str]
         line = proc.stdout.readline()
         if not line:
             break
-        for key, pattern in (("admin", r"Admin API key:\s+(\S+)"), ("user", r"Demo user token:\s+(\S+)"),
-                             ("base", r"AI gateway:\s+(\S+)"), ("simulator", r"(SIMULATOR)")):
+        for key, pattern in (
+            ("admin", r"Admin API key:\s+(\S+)"),
+            ("user", r"Demo user token:\s+(\S+)"),
+            ("base", r"AI gateway:\s+(\S+)"),
+            ("simulator", r"(SIMULATOR)"),
+        ):
             m = re.search(pattern, line)
             if m:
                 printed[key] = m.group(1)
@@ -95,21 +105,35 @@ def test_fresh_folder_admin_tour_and_restart(served: Any, home: Path) -> None:
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     base, admin = first["url"], {"Authorization": f"Bearer {first['admin']}"}
 
-    r = httpx.post(base + "/api/ai/configurations", headers=admin, json={
-        "inputModality": ["text"], "outputModality": ["text"], "provider": "openrouter",
-        "modelId": "openai/gpt-4o-mini", "systemPrompt": "Be brief."})
+    r = httpx.post(
+        base + "/api/ai/configurations",
+        headers=admin,
+        json={
+            "inputModality": ["text"],
+            "outputModality": ["text"],
+            "provider": "openrouter",
+            "modelId": "openai/gpt-4o-mini",
+            "systemPrompt": "Be brief.",
+        },
+    )
     assert r.status_code == 201
     cid = r.json()["id"]
     assert [c["id"] for c in httpx.get(base + "/api/ai/configurations", headers=admin).json()] == [cid]
-    chat = httpx.post(base + "/api/ai/chat/completion", headers={"Authorization": f"Bearer {first['user']}"},
-                      json={"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    chat = httpx.post(
+        base + "/api/ai/chat/completion",
+        headers={"Authorization": f"Bearer {first['user']}"},
+        json={"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert chat.status_code == 200 and chat.json()["text"].startswith("Simulated reply")
     assert httpx.delete(f"{base}/api/ai/configurations/{cid}", headers=admin).status_code == 200
     actions = [a["action"] for a in httpx.get(base + "/api/ai/audit", headers=admin).json()["records"]]
     assert actions == ["DISABLE_CONFIGURATION", "CREATE_CONFIGURATION"]
     # The disabled model is refused.
-    chat = httpx.post(base + "/api/ai/chat/completion", headers={"Authorization": f"Bearer {first['user']}"},
-                      json={"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    chat = httpx.post(
+        base + "/api/ai/chat/completion",
+        headers={"Authorization": f"Bearer {first['user']}"},
+        json={"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert chat.status_code == 400 and chat.json()["error"] == "AI_INVALID_MODEL"
 
     # A restart keeps the generated secrets and the data.

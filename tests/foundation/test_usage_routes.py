@@ -6,12 +6,13 @@ InsForge's own AI layer answers 500 for a bad query; the gateway answers 400 nam
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import pytest
 
+from tests.support import SQL, Gateway
 
-def _seed(sql: Any, config_id: str) -> None:
+
+def _seed(sql: SQL, config_id: str) -> None:
     rows = [
         ("alice", "2026-05-01T10:00:00Z", 10, 20, 0.001),
         ("alice", "2026-05-02T10:00:00Z", 5, 5, 0.0005),
@@ -25,15 +26,14 @@ def _seed(sql: Any, config_id: str) -> None:
         )
 
 
-def test_usage_lists_filters_and_summaries(gateway: Any, sql: Any) -> None:
+def test_usage_lists_filters_and_summaries(gateway: Gateway, sql: SQL) -> None:
     cid = gateway.enable("openai/gpt-4o-mini")
     _seed(sql, cid)
     c, admin = gateway.client, gateway.admin()
     body = c.get("/api/ai/usage", params={"limit": "2"}, headers=admin).json()
     assert body["total"] == 3 and len(body["records"]) == 2
     assert body["records"][0]["userId"] == "bob" and body["records"][0]["costUsd"] is None  # newest first
-    body = c.get("/api/ai/usage", params={"userId": "alice", "startDate": "2026-05-02T00:00:00Z"},
-                 headers=admin).json()
+    body = c.get("/api/ai/usage", params={"userId": "alice", "startDate": "2026-05-02T00:00:00Z"}, headers=admin).json()
     assert body["total"] == 1 and body["records"][0]["costUsd"] == pytest.approx(0.0005)
     s = c.get("/api/ai/usage/summary", params={"groupBy": "user"}, headers=admin).json()
     assert (s["totalInputTokens"], s["totalOutputTokens"], s["totalTokens"], s["totalRequests"]) == (22, 28, 50, 3)
@@ -59,7 +59,7 @@ def test_usage_lists_filters_and_summaries(gateway: Any, sql: Any) -> None:
         ("/api/ai/audit", {"startDate": "soon"}, "startDate"),
     ],
 )
-def test_bad_queries_are_400_naming_the_field(gateway: Any, path: str, params: dict[str, str], field: str) -> None:
+def test_bad_queries_are_400_naming_the_field(gateway: Gateway, path: str, params: dict[str, str], field: str) -> None:
     r = gateway.client.get(path, params=params, headers=gateway.admin())
     assert r.status_code == 400, r.text
     body = r.json()
@@ -67,14 +67,15 @@ def test_bad_queries_are_400_naming_the_field(gateway: Any, path: str, params: d
     assert body["message"].startswith(f"Validation error: {field}"), body["message"]
 
 
-def test_audit_filters_and_pages(gateway: Any) -> None:
+def test_audit_filters_and_pages(gateway: Gateway) -> None:
     for model in ("a/one", "a/two", "a/three"):
         gateway.enable(model)
     c, admin = gateway.client, gateway.admin()
     page = c.get("/api/ai/audit", params={"action": "CREATE_CONFIGURATION", "limit": "2"}, headers=admin).json()
     assert page["total"] == 3 and len(page["records"]) == 2
-    rest = c.get("/api/ai/audit", params={"action": "CREATE_CONFIGURATION", "limit": "2", "offset": "2"},
-                 headers=admin).json()
+    rest = c.get(
+        "/api/ai/audit", params={"action": "CREATE_CONFIGURATION", "limit": "2", "offset": "2"}, headers=admin
+    ).json()
     assert len(rest["records"]) == 1
     seen = {r["details"]["modelId"] for r in page["records"] + rest["records"]}
     assert seen == {"a/one", "a/two", "a/three"}

@@ -18,7 +18,6 @@ import importlib.util
 import json
 import os
 import secrets
-import socket
 import ssl
 import subprocess
 import sys
@@ -38,14 +37,13 @@ import pytest
 from aigateway.auth import mint_jwt
 from aigateway.local import EmbeddedPostgres
 
-ServerThread = Any  # tests/conftest.py's loopback server (the `simulator` fixture)
+from tests.support import SQL, ServerThread, free_port, sim_log
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "functions"
 CHAT_MODEL = "openai/gpt-4o-mini"
 EMBED_MODEL = "openai/text-embedding-3-small"
 IMAGE_MODEL = "google/gemini-2.5-flash-image-preview"
-SQL = Callable[..., list[dict[str, Any]]]
 
 
 class Context:
@@ -65,8 +63,14 @@ class Context:
         return int((self._deadline - time.monotonic()) * 1000)
 
 
-def url_event(method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None,
-              headers: dict[str, str] | None = None) -> dict[str, Any]:
+def url_event(
+    method: str,
+    path: str,
+    *,
+    query: dict[str, str] | None = None,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """A Lambda function URL request, payload format 2.0, as AWS sends it."""
     now = dt.datetime.now(dt.UTC)
     domain = "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws"
@@ -96,8 +100,13 @@ def url_event(method: str, path: str, *, query: dict[str, str] | None = None, bo
             "apiId": domain.split(".")[0],
             "domainName": domain,
             "domainPrefix": domain.split(".")[0],
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7",
-                     "userAgent": "aigw-tests/1.0"},
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.7",
+                "userAgent": "aigw-tests/1.0",
+            },
             "requestId": str(uuid.uuid4()),
             "routeKey": "$default",
             "stage": "$default",
@@ -120,18 +129,6 @@ def body_of(response: dict[str, Any]) -> Any:
     return json.loads(raw) if raw else None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def sim_requests(simulator: ServerThread) -> list[dict[str, Any]]:
-    data = httpx.get(simulator.url + "/_sim/requests").json()
-    return list(data["requests"] if isinstance(data, dict) else data)
-
-
 def _import(name: str) -> ModuleType:
     path = FUNCTIONS / name / "app.py"
     spec = importlib.util.spec_from_file_location(f"lambda_fn_{name}_app", path)
@@ -148,8 +145,9 @@ class Function:
     def __init__(self, name: str) -> None:
         self.name = name
         self.loop = asyncio.new_event_loop()
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix=f"lambda-{name}",
-                                       initializer=asyncio.set_event_loop, initargs=(self.loop,))
+        self.pool = ThreadPoolExecutor(
+            1, thread_name_prefix=f"lambda-{name}", initializer=asyncio.set_event_loop, initargs=(self.loop,)
+        )
         self.module: ModuleType = self.pool.submit(_import, name).result(timeout=60)
 
     def invoke(self, event: dict[str, Any], context: Any = None) -> Any:
@@ -172,8 +170,9 @@ class Function:
 
 
 @pytest.fixture(scope="module")
-def lambda_env(pg: EmbeddedPostgres, simulator: ServerThread,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def lambda_env(
+    pg: EmbeddedPostgres, simulator: ServerThread, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
     """The environment a deployed function gets, pointed at the test database and the simulator."""
     env = {
         "DATABASE_URL": pg.uri,
@@ -218,9 +217,13 @@ def functions(lambda_env: dict[str, str]) -> Iterator[Callable[[str], Function]]
 @pytest.fixture
 def fresh(sql: SQL) -> SQL:
     """Every gateway table emptied (the migration ledger kept)."""
-    tables = [r["table_name"] for r in sql(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'ai' AND table_type = 'BASE TABLE'"
-        " AND table_name <> 'schema_migrations'")]
+    tables = [
+        r["table_name"]
+        for r in sql(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'ai' AND table_type = 'BASE TABLE'"
+            " AND table_name <> 'schema_migrations'"
+        )
+    ]
     sql("TRUNCATE " + ", ".join(f"ai.{t}" for t in tables) + " CASCADE")
     return sql
 
@@ -234,11 +237,15 @@ def user(env: dict[str, str], sub: str = "fn-user") -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
-def enable(functions: Callable[[str], Function], env: dict[str, str], model: str, inputs: list[str],
-           outputs: list[str]) -> str:
+def enable(
+    functions: Callable[[str], Function], env: dict[str, str], model: str, inputs: list[str], outputs: list[str]
+) -> str:
     status, body, _ = functions("configs").request(
-        "POST", "/api/ai/configurations", headers=admin(env),
-        body={"modelId": model, "provider": "openrouter", "inputModality": inputs, "outputModality": outputs})
+        "POST",
+        "/api/ai/configurations",
+        headers=admin(env),
+        body={"modelId": model, "provider": "openrouter", "inputModality": inputs, "outputModality": outputs},
+    )
     assert status == 201, body
     return str(body["id"])
 
@@ -249,8 +256,10 @@ def assert_same_connection(fn: Function, before: list[Any]) -> None:
     if getattr(fn.module.handler, "lifespan", "off") != "off":
         # Mangum enters the ASGI lifespan around every invocation, and build_app's shutdown closes
         # the services: each request then reconnects to PostgreSQL (and to OpenRouter).
-        pytest.xfail(f"functions/{fn.name}/app.py uses Mangum(lifespan={fn.module.handler.lifespan!r}): the "
-                     "app's shutdown closes the database connection after every invocation; needs lifespan='off'")
+        pytest.xfail(
+            f"functions/{fn.name}/app.py uses Mangum(lifespan={fn.module.handler.lifespan!r}): the "
+            "app's shutdown closes the database connection after every invocation; needs lifespan='off'"
+        )
     assert fn.db._idle == before and len(before) == 1, "the database connection was not kept between invocations"
 
 
@@ -275,25 +284,26 @@ def test_configs_handler(functions: Callable[[str], Function], lambda_env: dict[
     assert audit == [{"action": "CREATE_CONFIGURATION", "ip_address": "203.0.113.7"}]
     assert_same_connection(fn, conn)
 
+
 def test_usage_handler(functions: Callable[[str], Function], lambda_env: dict[str, str], fresh: SQL) -> None:
     fn = functions("usage")
-    fresh("INSERT INTO ai.usage (request_id, model_id, user_id, input_tokens, output_tokens, cost_usd)"
-          " VALUES ('fn-u-1', 'a/m1', 'alice', 10, 5, 0.001), ('fn-u-2', 'b/m2', 'bob', 1, NULL, NULL)")
-    status, body, _ = fn.request("GET", "/api/ai/usage/summary", headers=admin(lambda_env),
-                                 query={"groupBy": "model"})
+    fresh(
+        "INSERT INTO ai.usage (request_id, model_id, user_id, input_tokens, output_tokens, cost_usd)"
+        " VALUES ('fn-u-1', 'a/m1', 'alice', 10, 5, 0.001), ('fn-u-2', 'b/m2', 'bob', 1, NULL, NULL)"
+    )
+    status, body, _ = fn.request("GET", "/api/ai/usage/summary", headers=admin(lambda_env), query={"groupBy": "model"})
     assert status == 200, body
     assert body["totalRequests"] == 2 and body["totalTokens"] == 16 and body["totalCostUsd"] == 0.001
     assert [(g["key"], g["totalRequests"]) for g in body["groups"]] == [("a/m1", 1), ("b/m2", 1)]
     conn = list(fn.db._idle)
     status, body, _ = fn.request("GET", "/api/ai/usage", headers=admin(lambda_env), query={"userId": "alice"})
     assert status == 200 and body["total"] == 1 and body["records"][0]["userId"] == "alice"
-    status, body, _ = fn.request("GET", "/api/ai/usage/summary", headers=admin(lambda_env),
-                                 query={"groupBy": "week"})
+    status, body, _ = fn.request("GET", "/api/ai/usage/summary", headers=admin(lambda_env), query={"groupBy": "week"})
     assert status == 400 and body["error"] == "INVALID_INPUT"
     assert_same_connection(fn, conn)
 
-def test_gateway_keys_handler(functions: Callable[[str], Function], lambda_env: dict[str, str],
-                              fresh: SQL) -> None:
+
+def test_gateway_keys_handler(functions: Callable[[str], Function], lambda_env: dict[str, str], fresh: SQL) -> None:
     fn = functions("gateway_keys")
     status, body, _ = fn.request("GET", "/api/ai/gateway/config", headers=admin(lambda_env))
     assert (status, body) == (200, {"keySource": "env", "hasByokKey": False})
@@ -320,32 +330,40 @@ def _wait_rows(sql: SQL, query: str, n: int, timeout: float = 5.0) -> list[dict[
         time.sleep(0.05)
 
 
-def test_embeddings_handler(functions: Callable[[str], Function], lambda_env: dict[str, str], fresh: SQL,
-                            simulator: ServerThread) -> None:
+def test_embeddings_handler(
+    functions: Callable[[str], Function], lambda_env: dict[str, str], fresh: SQL, simulator: ServerThread
+) -> None:
     enable(functions, lambda_env, EMBED_MODEL, ["text"], ["embeddings"])
     fn = functions("embeddings")
-    seen = len(sim_requests(simulator))
+    seen = len(sim_log(simulator.url))
     for i, text in enumerate(["first call opens the connection", "second call reuses it"]):
-        status, body, _ = fn.request("POST", "/api/ai/embeddings", headers=user(lambda_env),
-                                     body={"model": EMBED_MODEL, "input": text})
+        status, body, _ = fn.request(
+            "POST", "/api/ai/embeddings", headers=user(lambda_env), body={"model": EMBED_MODEL, "input": text}
+        )
         assert status == 200, body
         assert body["object"] == "list" and len(body["data"]) == 1 and len(body["data"][0]["embedding"]) > 0
         assert body["metadata"]["model"] == EMBED_MODEL
         if i == 0:
             conn = list(fn.db._idle)
-    upstream = [r for r in sim_requests(simulator)[seen:] if r["path"].endswith("/embeddings")]
+    upstream = [r for r in sim_log(simulator.url)[seen:] if r["path"].endswith("/embeddings")]
     assert len(upstream) == 2
     rows = _wait_rows(fresh, "SELECT kind, user_id FROM ai.usage ORDER BY created_at", 2)
     assert rows == [{"kind": "embedding", "user_id": "fn-user"}] * 2
     assert_same_connection(fn, conn)
 
-def test_images_handler(functions: Callable[[str], Function], lambda_env: dict[str, str], fresh: SQL,
-                        simulator: ServerThread) -> None:
+
+def test_images_handler(
+    functions: Callable[[str], Function], lambda_env: dict[str, str], fresh: SQL, simulator: ServerThread
+) -> None:
     enable(functions, lambda_env, IMAGE_MODEL, ["text", "image"], ["image", "text"])
     fn = functions("images")
     for i in range(2):
-        status, body, _ = fn.request("POST", "/api/ai/image/generation", headers=user(lambda_env, "painter"),
-                                     body={"model": IMAGE_MODEL, "prompt": f"a red square #{i}"})
+        status, body, _ = fn.request(
+            "POST",
+            "/api/ai/image/generation",
+            headers=user(lambda_env, "painter"),
+            body={"model": IMAGE_MODEL, "prompt": f"a red square #{i}"},
+        )
         assert status == 200, body
         [image] = body["images"]
         assert image["type"] == "imageUrl" and image["imageUrl"].startswith("data:image/png;base64,")
@@ -359,16 +377,26 @@ def test_images_handler(functions: Callable[[str], Function], lambda_env: dict[s
 # ---------------------------------------------------------------- scheduled rollup
 
 
-def test_usage_summary_handler(functions: Callable[[str], Function], fresh: SQL,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_summary_handler(
+    functions: Callable[[str], Function], fresh: SQL, capsys: pytest.CaptureFixture[str]
+) -> None:
     yesterday = fresh("SELECT (now() AT TIME ZONE 'UTC')::date - 1 AS d")[0]["d"]
-    fresh("INSERT INTO ai.usage (request_id, model_id, input_tokens, created_at)"
-          " VALUES ('fn-r-1', 'a/m1', 7, %s)", (dt.datetime.combine(yesterday, dt.time(12), dt.UTC),))
+    fresh(
+        "INSERT INTO ai.usage (request_id, model_id, input_tokens, created_at) VALUES ('fn-r-1', 'a/m1', 7, %s)",
+        (dt.datetime.combine(yesterday, dt.time(12), dt.UTC),),
+    )
     fn = functions("usage_summary")
-    event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.scheduler",
-             "account": "123456789012", "time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-             "region": "us-east-1", "resources": ["arn:aws:scheduler:us-east-1:123456789012:schedule/default/x"],
-             "detail": "{}"}
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.scheduler",
+        "account": "123456789012",
+        "time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": "us-east-1",
+        "resources": ["arn:aws:scheduler:us-east-1:123456789012:schedule/default/x"],
+        "detail": "{}",
+    }
     first = fn.invoke(event)
     assert first["days_rolled_up"] == 1 and first["totals"]["input_tokens"] == 7 and first["spool_drained"] == 0
     second = fn.invoke(event)
@@ -398,22 +426,38 @@ def _self_signed(tmp: Path) -> tuple[Path, Path]:
     now = dt.datetime.now(dt.UTC)
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(hours=1))
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=False,
-                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                     key_agreement=False, encipher_only=False, decipher_only=False), True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            True,
+        )
         .add_extension(ski, False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), False)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
@@ -426,8 +470,13 @@ class ResponseCatcher:
         class Handler(BaseHTTPRequestHandler):
             def do_PUT(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
-                received.append({"path": self.path, "content_type": self.headers.get("content-type"),
-                                 "body": json.loads(self.rfile.read(length))})
+                received.append(
+                    {
+                        "path": self.path,
+                        "content_type": self.headers.get("content-type"),
+                        "body": json.loads(self.rfile.read(length)),
+                    }
+                )
                 self.send_response(200)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -457,7 +506,7 @@ def _cfn_event(request_type: str, response_url: str, physical_id: str | None = N
         "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:aigw-MigrateFunction",
         "ResponseURL": response_url,
         "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/aigw-fn-test/"
-                   "0a1b2c3d-4e5f-6789-abcd-ef0123456789",
+        "0a1b2c3d-4e5f-6789-abcd-ef0123456789",
         "RequestId": str(uuid.uuid4()),
         "LogicalResourceId": "Migrations",
         "ResourceType": "Custom::Migrations",
@@ -468,8 +517,9 @@ def _cfn_event(request_type: str, response_url: str, physical_id: str | None = N
     return event
 
 
-def test_migrate_handler_answers_cloudformation(functions: Callable[[str], Function], sql: SQL, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_migrate_handler_answers_cloudformation(
+    functions: Callable[[str], Function], sql: SQL, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from aigateway.migrations import migration_files
 
     cert, key = _self_signed(tmp_path)
@@ -495,7 +545,10 @@ def test_migrate_handler_answers_cloudformation(functions: Callable[[str], Funct
     assert direct == {"applied": []}
     assert tables[0]["n"] >= 5
     assert [r["path"] for r in catcher.received] == [
-        "/cfn-response/create?X-Amz-Signature=abc", "/cfn-response/update", "/cfn-response/delete"]
+        "/cfn-response/create?X-Amz-Signature=abc",
+        "/cfn-response/update",
+        "/cfn-response/delete",
+    ]
     first = catcher.received[0]
     assert first["content_type"] == ""
     assert first["body"]["Status"] == "SUCCESS" and first["body"]["Data"] == {"applied": n}
@@ -521,8 +574,9 @@ def chat_server(lambda_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
         "AWS_LWA_INVOKE_MODE": "response_stream",
     }
     log = (tmp_path / "chat.log").open("wb")
-    proc = subprocess.Popen(["sh", str(FUNCTIONS / "chat" / "run.sh")], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, cwd=str(tmp_path))
+    proc = subprocess.Popen(
+        ["sh", str(FUNCTIONS / "chat" / "run.sh")], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(tmp_path)
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -546,19 +600,19 @@ def chat_server(lambda_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
-def test_chat_streams_through_run_sh(functions: Callable[[str], Function], lambda_env: dict[str, str],
-                                     fresh: SQL, chat_server: str) -> None:
+def test_chat_streams_through_run_sh(
+    functions: Callable[[str], Function], lambda_env: dict[str, str], fresh: SQL, chat_server: str
+) -> None:
     enable(functions, lambda_env, CHAT_MODEL, ["text"], ["text"])
     events: list[tuple[float, dict[str, Any]]] = []
     body = {"model": CHAT_MODEL, "messages": [{"role": "user", "content": "Count to five."}], "stream": True}
     headers = {**user(lambda_env, "streamer"), "x-sim-chunks": "5", "x-sim-chunk-delay-ms": "150"}
-    with httpx.stream("POST", chat_server + "/api/ai/chat/completion", json=body, headers=headers,
-                      timeout=30) as r:
+    with httpx.stream("POST", chat_server + "/api/ai/chat/completion", json=body, headers=headers, timeout=30) as r:
         assert r.status_code == 200, r.read()
         assert r.headers["content-type"].startswith("text/event-stream")
         for line in r.iter_lines():
             if line.startswith("data: "):
-                events.append((time.monotonic(), json.loads(line[len("data: "):])))
+                events.append((time.monotonic(), json.loads(line[len("data: ") :])))
 
     chunks = [(t, e) for t, e in events if "chunk" in e]
     assert len(chunks) == 5 and all(isinstance(e["chunk"], str) and e["chunk"] for _, e in chunks)
@@ -569,6 +623,10 @@ def test_chat_streams_through_run_sh(functions: Callable[[str], Function], lambd
     assert len(rows) == 1 and rows[0]["user_id"] == "streamer" and rows[0]["output_tokens"]
 
     # A second request on the same process (the adapter keeps uvicorn running between invocations).
-    r2 = httpx.post(chat_server + "/api/ai/chat/completion", headers=user(lambda_env, "streamer"),
-                    json={"model": CHAT_MODEL, "messages": [{"role": "user", "content": "Hi"}]}, timeout=30)
+    r2 = httpx.post(
+        chat_server + "/api/ai/chat/completion",
+        headers=user(lambda_env, "streamer"),
+        json={"model": CHAT_MODEL, "messages": [{"role": "user", "content": "Hi"}]},
+        timeout=30,
+    )
     assert r2.status_code == 200 and r2.json()["text"]

@@ -6,26 +6,30 @@ from typing import Any
 
 import pytest
 
-from .helpers import sim_chats, sse_events, wait_usage
+from tests.support import SQL, Gateway, MakeGateway, ServerThread, sim_chats, sse_events, wait_usage
 
 MODEL = "openai/gpt-4o-mini"
 HELLO = [{"role": "user", "content": "Say hello to the gateway"}]
 
 
-def _usage_row(sql: Any) -> dict[str, Any]:
+def _usage_row(sql: SQL) -> dict[str, Any]:
     rows = sql("SELECT * FROM ai.usage")
     assert len(rows) == 1, rows
     return rows[0]
 
 
-
-
-def test_plain_chat_shape_prompt_and_usage(gateway: Any, simulator: Any, sql: Any) -> None:
+def test_plain_chat_shape_prompt_and_usage(gateway: Gateway, simulator: ServerThread, sql: SQL) -> None:
     config_id = gateway.enable(MODEL, systemPrompt="You are the admin's assistant.")
     r = gateway.client.post(
         "/api/ai/chat/completion",
-        json={"model": MODEL, "messages": [{"role": "system", "content": "caller system"}, *HELLO],
-              "maxTokens": 100, "temperature": 0.2, "topP": 0.9, "systemPrompt": "ignored"},
+        json={
+            "model": MODEL,
+            "messages": [{"role": "system", "content": "caller system"}, *HELLO],
+            "maxTokens": 100,
+            "temperature": 0.2,
+            "topP": 0.9,
+            "systemPrompt": "ignored",
+        },
         headers=gateway.user(sub="alice"),
     )
     assert r.status_code == 200, r.text
@@ -59,19 +63,17 @@ def test_plain_chat_shape_prompt_and_usage(gateway: Any, simulator: Any, sql: An
     assert row["model_id"] == MODEL and row["latency_ms"] >= 0
 
 
-def test_defaults_sent_upstream(gateway: Any, simulator: Any) -> None:
+def test_defaults_sent_upstream(gateway: Gateway, simulator: ServerThread) -> None:
     gateway.enable(MODEL)
-    r = gateway.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": HELLO},
-                            headers=gateway.user())
+    r = gateway.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": HELLO}, headers=gateway.user())
     assert r.status_code == 200
     upstream = sim_chats(simulator.url)[-1]["body"]
     assert upstream["temperature"] == 0.7 and upstream["max_tokens"] == 4096
     assert "stream" not in upstream and "plugins" not in upstream
 
 
-def test_model_not_enabled_and_disabled(gateway: Any) -> None:
-    r = gateway.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": HELLO},
-                            headers=gateway.user())
+def test_model_not_enabled_and_disabled(gateway: Gateway) -> None:
+    r = gateway.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": HELLO}, headers=gateway.user())
     assert r.status_code == 400
     assert r.json() == {
         "error": "AI_INVALID_MODEL",
@@ -80,15 +82,18 @@ def test_model_not_enabled_and_disabled(gateway: Any) -> None:
         "nextActions": "Use a model from the enabled configurations, or ask an admin to enable this one.",
     }
     cid = gateway.enable(MODEL)
-    assert gateway.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": HELLO},
-                               headers=gateway.user()).status_code == 200
+    assert (
+        gateway.client.post(
+            "/api/ai/chat/completion", json={"model": MODEL, "messages": HELLO}, headers=gateway.user()
+        ).status_code
+        == 200
+    )
     gateway.client.delete(f"/api/ai/configurations/{cid}", headers=gateway.admin())
-    r = gateway.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": HELLO},
-                            headers=gateway.user())
+    r = gateway.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": HELLO}, headers=gateway.user())
     assert r.status_code == 400 and r.json()["error"] == "AI_INVALID_MODEL"
 
 
-def test_thinking_suffix_needs_its_own_configuration(gateway: Any, simulator: Any, sql: Any) -> None:
+def test_thinking_suffix_needs_its_own_configuration(gateway: Gateway, simulator: ServerThread, sql: SQL) -> None:
     gateway.enable("deepseek/deepseek-r1")
     req = {"model": "deepseek/deepseek-r1", "messages": HELLO, "thinking": True}
     r = gateway.client.post("/api/ai/chat/completion", json=req, headers=gateway.user())
@@ -104,15 +109,23 @@ def test_thinking_suffix_needs_its_own_configuration(gateway: Any, simulator: An
 
 
 TOOLS = [
-    {"type": "function", "function": {"name": "get_weather", "description": "Weather by city",
-     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}},
-    {"type": "function", "function": {"name": "get_time",
-     "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather by city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    },
+    {
+        "type": "function",
+        "function": {"name": "get_time", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}}},
+    },
 ]
 
 
 @pytest.mark.parametrize("calls", [1, 2])
-def test_tool_calls_plain(gateway: Any, simulator: Any, calls: int) -> None:
+def test_tool_calls_plain(gateway: Gateway, simulator: ServerThread, calls: int) -> None:
     gateway.enable(MODEL)
     r = gateway.client.post(
         "/api/ai/chat/completion",
@@ -132,10 +145,11 @@ def test_tool_calls_plain(gateway: Any, simulator: Any, calls: int) -> None:
 
 
 @pytest.mark.parametrize("calls", [1, 3])
-def test_tool_calls_streamed_are_assembled_by_index(gateway: Any, calls: int) -> None:
+def test_tool_calls_streamed_are_assembled_by_index(gateway: Gateway, calls: int) -> None:
     gateway.enable(MODEL)
     with gateway.client.stream(
-        "POST", "/api/ai/chat/completion",
+        "POST",
+        "/api/ai/chat/completion",
         json={"model": MODEL, "messages": HELLO, "tools": TOOLS, "stream": True},
         headers={**gateway.user(), "x-sim-tool-calls": str(calls)},
     ) as r:
@@ -151,39 +165,51 @@ def test_tool_calls_streamed_are_assembled_by_index(gateway: Any, calls: int) ->
     assert events[-1]["done"] is True
 
 
-def test_tool_round_trip_messages_forwarded(gateway: Any, simulator: Any) -> None:
+def test_tool_round_trip_messages_forwarded(gateway: Gateway, simulator: ServerThread) -> None:
     gateway.enable(MODEL)
     messages = [
         *HELLO,
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function",
-             "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": {"temp": 21}},
     ]
-    r = gateway.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": messages, "tools": TOOLS},
-                            headers=gateway.user())
+    r = gateway.client.post(
+        "/api/ai/chat/completion", json={"model": MODEL, "messages": messages, "tools": TOOLS}, headers=gateway.user()
+    )
     assert r.status_code == 200, r.text
     sent = sim_chats(simulator.url)[-1]["body"]["messages"]
     assert sent[1]["tool_calls"][0]["id"] == "call_1"
-    assert sent[2] == {"role": "tool", "tool_call_id": "call_1", "content": "{\"temp\":21}"}
+    assert sent[2] == {"role": "tool", "tool_call_id": "call_1", "content": '{"temp":21}'}
     bad = [*HELLO, {"role": "tool", "content": "x"}]
-    r = gateway.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": bad},
-                            headers=gateway.user())
+    r = gateway.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": bad}, headers=gateway.user())
     assert r.status_code == 400
     assert r.json()["message"] == "Tool message is missing required tool_call_id"
 
 
-def test_web_search_annotations(gateway: Any, simulator: Any) -> None:
+def test_web_search_annotations(gateway: Gateway, simulator: ServerThread) -> None:
     gateway.enable(MODEL)
     r = gateway.client.post(
         "/api/ai/chat/completion",
-        json={"model": MODEL, "messages": HELLO,
-              "webSearch": {"enabled": True, "engine": "exa", "maxResults": 3, "searchPrompt": "Sources:"}},
+        json={
+            "model": MODEL,
+            "messages": HELLO,
+            "webSearch": {"enabled": True, "engine": "exa", "maxResults": 3, "searchPrompt": "Sources:"},
+        },
         headers=gateway.user(),
     )
     assert r.status_code == 200, r.text
     assert sim_chats(simulator.url)[-1]["body"]["plugins"] == [
-        {"id": "web", "engine": "exa", "max_results": 3, "search_prompt": "Sources:"}]
+        {"id": "web", "engine": "exa", "max_results": 3, "search_prompt": "Sources:"}
+    ]
     notes = r.json()["annotations"]
     assert 1 <= len(notes) <= 3
     for n in notes:
@@ -191,17 +217,20 @@ def test_web_search_annotations(gateway: Any, simulator: Any) -> None:
         assert "url_citation" not in n and "start_index" not in n["urlCitation"]
 
 
-def test_web_search_annotations_streamed(gateway: Any) -> None:
+def test_web_search_annotations_streamed(gateway: Gateway) -> None:
     gateway.enable(MODEL)
-    with gateway.client.stream("POST", "/api/ai/chat/completion",
-                               json={"model": MODEL, "messages": HELLO, "stream": True,
-                                     "webSearch": {"enabled": True}}, headers=gateway.user()) as r:
+    with gateway.client.stream(
+        "POST",
+        "/api/ai/chat/completion",
+        json={"model": MODEL, "messages": HELLO, "stream": True, "webSearch": {"enabled": True}},
+        headers=gateway.user(),
+    ) as r:
         events = list(sse_events(r))
     notes = [e for e in events if "annotations" in e]
     assert len(notes) == 1 and notes[0]["annotations"][0]["type"] == "url_citation"
 
 
-def test_pdf_plugin_and_vision_input(gateway: Any, simulator: Any) -> None:
+def test_pdf_plugin_and_vision_input(gateway: Gateway, simulator: ServerThread) -> None:
     gateway.enable(MODEL)
     pdf = "data:application/pdf;base64,JVBERi0xLjQK"
     content = [
@@ -211,8 +240,11 @@ def test_pdf_plugin_and_vision_input(gateway: Any, simulator: Any) -> None:
     ]
     r = gateway.client.post(
         "/api/ai/chat/completion",
-        json={"model": MODEL, "messages": [{"role": "user", "content": content}],
-              "fileParser": {"enabled": True, "pdf": {"engine": "mistral-ocr"}}},
+        json={
+            "model": MODEL,
+            "messages": [{"role": "user", "content": content}],
+            "fileParser": {"enabled": True, "pdf": {"engine": "mistral-ocr"}},
+        },
         headers=gateway.user(),
     )
     assert r.status_code == 200, r.text
@@ -222,11 +254,10 @@ def test_pdf_plugin_and_vision_input(gateway: Any, simulator: Any) -> None:
     assert "report.pdf" in r.json()["text"] and "1 image" in r.json()["text"]
 
 
-def test_legacy_message_images_become_content_parts(gateway: Any, simulator: Any) -> None:
+def test_legacy_message_images_become_content_parts(gateway: Gateway, simulator: ServerThread) -> None:
     gateway.enable(MODEL)
     msg = {"role": "user", "content": "What is this?", "images": [{"url": "https://example.com/a.jpg"}]}
-    r = gateway.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": [msg]},
-                            headers=gateway.user())
+    r = gateway.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": [msg]}, headers=gateway.user())
     assert r.status_code == 200
     assert sim_chats(simulator.url)[-1]["body"]["messages"][0]["content"] == [
         {"type": "text", "text": "What is this?"},
@@ -244,12 +275,11 @@ def test_legacy_message_images_become_content_parts(gateway: Any, simulator: Any
         ({"model": MODEL, "messages": HELLO, "temperature": 3}, "temperature"),
         ({"model": MODEL, "messages": HELLO, "maxTokens": 0}, "maxTokens"),
         ({"model": MODEL, "messages": HELLO, "topP": 1.5}, "topP"),
-        ({"model": MODEL, "messages": HELLO, "webSearch": {"enabled": True, "maxResults": 20}},
-         "webSearch.maxResults"),
+        ({"model": MODEL, "messages": HELLO, "webSearch": {"enabled": True, "maxResults": 20}}, "webSearch.maxResults"),
         ({"model": MODEL, "messages": [{"role": "user", "content": [{"type": "video"}]}]}, "messages.0.content"),
     ],
 )
-def test_validation_errors_name_the_field(gateway: Any, body: dict[str, Any], field: str) -> None:
+def test_validation_errors_name_the_field(gateway: Gateway, body: dict[str, Any], field: str) -> None:
     r = gateway.client.post("/api/ai/chat/completion", json=body, headers=gateway.user())
     assert r.status_code == 400, r.text
     payload = r.json()
@@ -257,41 +287,48 @@ def test_validation_errors_name_the_field(gateway: Any, body: dict[str, Any], fi
     assert payload["message"].startswith(f"Validation error: {field}"), payload["message"]
 
 
-def test_max_tokens_cap_and_message_count_cap(make_gateway: Any) -> None:
+def test_max_tokens_cap_and_message_count_cap(make_gateway: MakeGateway) -> None:
     gw = make_gateway(max_completion_tokens=1000, max_messages=3)
     gw.enable(MODEL)
-    r = gw.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": HELLO, "maxTokens": 1001},
-                       headers=gw.user())
+    r = gw.client.post(
+        "/api/ai/chat/completion", json={"model": MODEL, "messages": HELLO, "maxTokens": 1001}, headers=gw.user()
+    )
     assert r.status_code == 400 and r.json()["error"] == "TOKEN_LIMIT_EXCEEDED"
-    r = gw.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": HELLO * 4},
-                       headers=gw.user())
+    r = gw.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": HELLO * 4}, headers=gw.user())
     assert r.status_code == 400 and r.json()["error"] == "INVALID_INPUT"
     assert "at most 3 messages" in r.json()["message"]
 
 
-def test_prompt_over_content_cap_and_over_the_model_context(make_gateway: Any) -> None:
+def test_prompt_over_content_cap_and_over_the_model_context(make_gateway: MakeGateway) -> None:
     gw = make_gateway(max_content_chars=100, models_cache_ttl_s=300.0)
     gw.enable(MODEL)
-    r = gw.client.post("/api/ai/chat/completion",
-                       json={"model": MODEL, "messages": [{"role": "user", "content": "x" * 101}]},
-                       headers=gw.user())
+    r = gw.client.post(
+        "/api/ai/chat/completion",
+        json={"model": MODEL, "messages": [{"role": "user", "content": "x" * 101}]},
+        headers=gw.user(),
+    )
     assert r.status_code == 400 and r.json()["error"] == "TOKEN_LIMIT_EXCEEDED"
 
     gw2 = make_gateway(models_cache_ttl_s=300.0)
     gw2.enable("sim/tiny-context")
     assert gw2.client.get("/api/ai/models", headers=gw2.admin()).status_code == 200  # primes the catalog
     long = " ".join(["word"] * 400)
-    r = gw2.client.post("/api/ai/chat/completion",
-                        json={"model": "sim/tiny-context", "messages": [{"role": "user", "content": long}]},
-                        headers=gw2.user())
+    r = gw2.client.post(
+        "/api/ai/chat/completion",
+        json={"model": "sim/tiny-context", "messages": [{"role": "user", "content": long}]},
+        headers=gw2.user(),
+    )
     assert r.status_code == 400, r.text
     assert r.json()["error"] == "TOKEN_LIMIT_EXCEEDED" and "context window of 64" in r.json()["message"]
 
 
-def test_a_caller_chosen_request_id_cannot_suppress_usage_rows(gateway: Any, sql: Any) -> None:
+def test_a_caller_chosen_request_id_cannot_suppress_usage_rows(gateway: Gateway, sql: SQL) -> None:
     gateway.enable(MODEL)
     for _ in range(2):
-        r = gateway.client.post("/api/ai/chat/completion", json={"model": MODEL, "messages": HELLO},
-                                headers={**gateway.user(sub="replayer"), "x-request-id": "same-id"})
+        r = gateway.client.post(
+            "/api/ai/chat/completion",
+            json={"model": MODEL, "messages": HELLO},
+            headers={**gateway.user(sub="replayer"), "x-request-id": "same-id"},
+        )
         assert r.status_code == 200
     assert len(wait_usage(sql, 2)) == 2

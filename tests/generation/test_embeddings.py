@@ -14,28 +14,26 @@ from typing import Any
 
 import pytest
 
-from .helpers import sim_log, wait_usage
+from tests.support import SQL, Gateway, MakeGateway, ServerThread, sim_log, wait_usage
 
 MODEL = "openai/text-embedding-3-small"
 ROUTE = "/api/ai/embeddings"
 
 
-def _enable(gw: Any, model: str = MODEL) -> str:
+def _enable(gw: Gateway, model: str = MODEL) -> str:
     return gw.enable(model, inputModality=["text"], outputModality=["embeddings"])
 
 
-def _post(gw: Any, body: dict[str, Any], headers: dict[str, str] | None = None, model: str = MODEL) -> Any:
+def _post(gw: Gateway, body: dict[str, Any], headers: dict[str, str] | None = None, model: str = MODEL) -> Any:
     auth = {**gw.user(sub="bob"), **(headers or {})}
     return gw.client.post(ROUTE, json={"model": model, **body}, headers=auth)
 
 
-def _sim_embeddings(simulator: Any) -> list[dict[str, Any]]:
+def _sim_embeddings(simulator: ServerThread) -> list[dict[str, Any]]:
     return [e for e in sim_log(simulator.url) if e["path"].endswith("/embeddings")]
 
 
-
-
-def test_string_input_shape_upstream_body_and_usage_row(gateway: Any, simulator: Any, sql: Any) -> None:
+def test_string_input_shape_upstream_body_and_usage_row(gateway: Gateway, simulator: ServerThread, sql: SQL) -> None:
     config_id = _enable(gateway)
     r = _post(gateway, {"input": "the quick brown fox", "user": "ignored"})
     assert r.status_code == 200, r.text
@@ -67,7 +65,7 @@ def test_string_input_shape_upstream_body_and_usage_row(gateway: Any, simulator:
     assert float(row["cost_usd"]) == pytest.approx(reported["cost"])
 
 
-def test_list_input_gives_one_vector_per_input_in_order(gateway: Any, simulator: Any) -> None:
+def test_list_input_gives_one_vector_per_input_in_order(gateway: Gateway, simulator: ServerThread) -> None:
     _enable(gateway)
     single = _post(gateway, {"input": "second text"}).json()["data"][0]["embedding"]
     r = _post(gateway, {"input": ["first text", "second text"]})
@@ -81,7 +79,7 @@ def test_list_input_gives_one_vector_per_input_in_order(gateway: Any, simulator:
     assert _sim_embeddings(simulator)[-1]["body"]["input"] == ["first text", "second text"]
 
 
-def test_base64_encoding_decodes_to_the_float_vector(gateway: Any, simulator: Any) -> None:
+def test_base64_encoding_decodes_to_the_float_vector(gateway: Gateway, simulator: ServerThread) -> None:
     _enable(gateway)
     floats = _post(gateway, {"input": "encode me"}).json()["data"][0]["embedding"]
     r = _post(gateway, {"input": "encode me", "encoding_format": "base64"})
@@ -93,7 +91,7 @@ def test_base64_encoding_decodes_to_the_float_vector(gateway: Any, simulator: An
     assert _sim_embeddings(simulator)[-1]["body"]["encoding_format"] == "base64"
 
 
-def test_dimensions_are_honoured(gateway: Any, simulator: Any) -> None:
+def test_dimensions_are_honoured(gateway: Gateway, simulator: ServerThread) -> None:
     _enable(gateway)
     r = _post(gateway, {"input": ["a b", "c d"], "dimensions": 256})
     assert r.status_code == 200, r.text
@@ -101,7 +99,7 @@ def test_dimensions_are_honoured(gateway: Any, simulator: Any) -> None:
     assert _sim_embeddings(simulator)[-1]["body"]["dimensions"] == 256
 
 
-def test_many_inputs_in_one_large_answer(gateway: Any, sql: Any) -> None:
+def test_many_inputs_in_one_large_answer(gateway: Gateway, sql: SQL) -> None:
     _enable(gateway)
     texts = [f"document number {i}" for i in range(300)]
     r = _post(gateway, {"input": texts})
@@ -114,10 +112,10 @@ def test_many_inputs_in_one_large_answer(gateway: Any, sql: Any) -> None:
     assert row["input_tokens"] == 1200
 
 
-def test_input_caps_name_the_field(make_gateway: Any, simulator: Any, sql: Any) -> None:
+def test_input_caps_name_the_field(make_gateway: MakeGateway, simulator: ServerThread, sql: SQL) -> None:
     gw = make_gateway(max_embedding_inputs=3)
     _enable(gw)
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"input": ["a", "b", "c", "d"]}, "input"),
         ({"input": []}, "input"),
         ({"input": ""}, "input"),
@@ -138,7 +136,7 @@ def test_input_caps_name_the_field(make_gateway: Any, simulator: Any, sql: Any) 
     assert len(_sim_embeddings(simulator)) == 1  # only the valid request went upstream
 
 
-def test_model_must_be_enabled_and_caller_authenticated(gateway: Any, simulator: Any, sql: Any) -> None:
+def test_model_must_be_enabled_and_caller_authenticated(gateway: Gateway, simulator: ServerThread, sql: SQL) -> None:
     r = _post(gateway, {"input": "hello"})
     assert r.status_code == 400 and r.json()["error"] == "AI_INVALID_MODEL"
     assert MODEL in r.json()["message"]
@@ -152,7 +150,7 @@ def test_model_must_be_enabled_and_caller_authenticated(gateway: Any, simulator:
     assert sql("SELECT * FROM ai.usage") == []
 
 
-def test_upstream_failures_are_mapped(make_gateway: Any, simulator: Any, sql: Any) -> None:
+def test_upstream_failures_are_mapped(make_gateway: MakeGateway, simulator: ServerThread, sql: SQL) -> None:
     gw = make_gateway(upstream_max_tries=1)
     down = "openai/text-embedding-down"
     _enable(gw, down)
@@ -178,9 +176,13 @@ def test_upstream_failures_are_mapped(make_gateway: Any, simulator: Any, sql: An
     assert sql("SELECT * FROM ai.usage") == []  # failures cost nothing and record nothing
 
 
-def test_content_policy_applies_to_every_input(gateway: Any, simulator: Any) -> None:
-    gateway.enable(MODEL, inputModality=["text"], outputModality=["embeddings"],
-                   contentPolicy={"denyPatterns": ["secret\\s{1,2}plan"]})
+def test_content_policy_applies_to_every_input(gateway: Gateway, simulator: ServerThread) -> None:
+    gateway.enable(
+        MODEL,
+        inputModality=["text"],
+        outputModality=["embeddings"],
+        contentPolicy={"denyPatterns": ["secret\\s{1,2}plan"]},
+    )
     r = _post(gateway, {"input": ["harmless", "the Secret plan"]})
     assert r.status_code == 400 and r.json()["error"] == "CONTENT_BLOCKED"
     assert _sim_embeddings(simulator) == []

@@ -9,9 +9,12 @@ from typing import Any
 
 import pytest
 from aigateway.db import Database, GroupCommit
+from aigateway.local import EmbeddedPostgres
 from aigateway.settings import Settings
 from aigateway.store.usage import UsageRecord
 from aigateway.usage_spool import UsageRecorder
+
+from tests.support import SQL
 
 
 async def test_a_lone_item_is_written_at_once() -> None:
@@ -72,12 +75,19 @@ async def test_a_failed_write_fails_exactly_its_own_submitters() -> None:
 
 
 def _record(user: str, config_id: str | None = None) -> UsageRecord:
-    return UsageRecord(request_id=uuid.uuid4().hex, model_id="openai/gpt-4o-mini", user_id=user,
-                       input_tokens=3, output_tokens=5, cost_usd=0.000002, config_id=config_id)
+    return UsageRecord(
+        request_id=uuid.uuid4().hex,
+        model_id="openai/gpt-4o-mini",
+        user_id=user,
+        input_tokens=3,
+        output_tokens=5,
+        cost_usd=0.000002,
+        config_id=config_id,
+    )
 
 
 @pytest.fixture
-def recorder_factory(pg: Any, sql: Any, tmp_path: Path) -> Any:
+def recorder_factory(pg: EmbeddedPostgres, sql: SQL, tmp_path: Path) -> Any:
     sql("TRUNCATE ai.usage CASCADE")
 
     def make() -> tuple[UsageRecorder, Database]:
@@ -87,7 +97,7 @@ def recorder_factory(pg: Any, sql: Any, tmp_path: Path) -> Any:
     return make
 
 
-async def test_concurrent_records_all_land_once(recorder_factory: Any, sql: Any) -> None:
+async def test_concurrent_records_all_land_once(recorder_factory: Any, sql: SQL) -> None:
     recorder, db = recorder_factory()
     records = [_record(f"u{i % 5}") for i in range(40)]
     await asyncio.gather(*(recorder.record(r) for r in records))
@@ -99,7 +109,7 @@ async def test_concurrent_records_all_land_once(recorder_factory: Any, sql: Any)
 
 
 async def test_a_refused_row_does_not_take_its_batch_mates_to_the_spool(
-    recorder_factory: Any, sql: Any, tmp_path: Path
+    recorder_factory: Any, sql: SQL, tmp_path: Path
 ) -> None:
     recorder, db = recorder_factory()
     good = [_record("ok") for _ in range(12)]

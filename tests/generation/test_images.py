@@ -20,7 +20,7 @@ from aigateway.flows.images import INLINE_LIMIT_BYTES, aspect_ratio
 from aigateway.image_store import sign, signing_key
 from moto import mock_aws
 
-from .helpers import sim_chats, wait_usage
+from tests.support import SQL, Gateway, MakeGateway, ServerThread, sim_chats, wait_usage
 
 MODEL = "google/gemini-2.5-flash-image-preview"
 ROUTE = "/api/ai/image/generation"
@@ -28,11 +28,11 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BUCKET = "aigw-test-images"  # S3 bucket names need at least 3 characters
 
 
-def _enable(gw: Any, **fields: Any) -> str:
+def _enable(gw: Gateway, **fields: Any) -> str:
     return gw.enable(MODEL, inputModality=["text", "image"], outputModality=["image", "text"], **fields)
 
 
-def _post(gw: Any, body: dict[str, Any], headers: dict[str, str] | None = None, sub: str = "alice") -> Any:
+def _post(gw: Gateway, body: dict[str, Any], headers: dict[str, str] | None = None, sub: str = "alice") -> Any:
     auth = {**gw.user(sub=sub), **(headers or {})}
     return gw.client.post(ROUTE, json={"model": MODEL, **body}, headers=auth)
 
@@ -40,7 +40,7 @@ def _post(gw: Any, body: dict[str, Any], headers: dict[str, str] | None = None, 
 def _png(data_url: str) -> bytes:
     prefix = "data:image/png;base64,"
     assert data_url.startswith(prefix), data_url[:60]
-    raw = base64.b64decode(data_url[len(prefix):], validate=True)
+    raw = base64.b64decode(data_url[len(prefix) :], validate=True)
     assert raw.startswith(PNG_SIGNATURE)
     return raw
 
@@ -51,22 +51,27 @@ def _dims(png: bytes) -> tuple[int, int]:
     return width, height
 
 
-
-
 def _camel(u: dict[str, Any]) -> dict[str, int]:
-    return {"promptTokens": u["prompt_tokens"], "completionTokens": u["completion_tokens"],
-            "totalTokens": u["total_tokens"]}
+    return {
+        "promptTokens": u["prompt_tokens"],
+        "completionTokens": u["completion_tokens"],
+        "totalTokens": u["total_tokens"],
+    }
 
 
-def _replay(simulator: Any, entry: dict[str, Any], headers: dict[str, str] | None = None) -> bytes:
+def _replay(simulator: ServerThread, entry: dict[str, Any], headers: dict[str, str] | None = None) -> bytes:
     """Send the request the gateway made straight to the simulator again: the PNG upstream produced."""
-    r = httpx.post(simulator.url + "/api/v1/chat/completions", json=entry["body"], timeout=60,
-                   headers={"Authorization": entry["headers"]["authorization"], **(headers or {})})
+    r = httpx.post(
+        simulator.url + "/api/v1/chat/completions",
+        json=entry["body"],
+        timeout=60,
+        headers={"Authorization": entry["headers"]["authorization"], **(headers or {})},
+    )
     assert r.status_code == 200
     return _png(r.json()["choices"][0]["message"]["images"][0]["image_url"]["url"])
 
 
-def test_one_image_shape_upstream_body_and_usage_row(gateway: Any, simulator: Any, sql: Any) -> None:
+def test_one_image_shape_upstream_body_and_usage_row(gateway: Gateway, simulator: ServerThread, sql: SQL) -> None:
     config_id = _enable(gateway)
     r = _post(gateway, {"prompt": "A watercolor fox", "unknownKey": 1})
     assert r.status_code == 200, r.text
@@ -97,7 +102,7 @@ def test_one_image_shape_upstream_body_and_usage_row(gateway: Any, simulator: An
     assert row["latency_ms"] is not None and row["latency_ms"] >= 0
 
 
-def test_four_images_are_four_parallel_calls_summed(gateway: Any, simulator: Any, sql: Any) -> None:
+def test_four_images_are_four_parallel_calls_summed(gateway: Gateway, simulator: ServerThread, sql: SQL) -> None:
     _enable(gateway)
     started = time.monotonic()
     r = _post(gateway, {"prompt": "Four foxes", "numImages": 4}, {"x-sim-latency-ms": "600"})
@@ -118,7 +123,8 @@ def test_four_images_are_four_parallel_calls_summed(gateway: Any, simulator: Any
     prompt = sum(u["prompt_tokens"] for u in reported)
     completion = sum(u["completion_tokens"] for u in reported)
     assert body["metadata"]["usage"] == {
-        "promptTokens": prompt, "completionTokens": completion,
+        "promptTokens": prompt,
+        "completionTokens": completion,
         "totalTokens": sum(u["total_tokens"] for u in reported),
     }
     [row] = wait_usage(sql)
@@ -127,7 +133,7 @@ def test_four_images_are_four_parallel_calls_summed(gateway: Any, simulator: Any
     assert float(row["cost_usd"]) == pytest.approx(sum(u["cost"] for u in reported))
 
 
-def test_size_quality_style_and_the_admins_system_prompt(gateway: Any, simulator: Any, sql: Any) -> None:
+def test_size_quality_style_and_the_admins_system_prompt(gateway: Gateway, simulator: ServerThread, sql: SQL) -> None:
     _enable(gateway, systemPrompt="House style: ink and watercolour.")
     r = _post(gateway, {"prompt": "A lighthouse", "size": "1792x1024", "quality": "hd", "style": "natural"})
     assert r.status_code == 200, r.text
@@ -147,16 +153,27 @@ def test_size_quality_style_and_the_admins_system_prompt(gateway: Any, simulator
 
 @pytest.mark.parametrize(
     ("size", "ratio"),
-    [("1024x1024", "1:1"), ("512x512", "1:1"), ("1024x1792", "9:16"), ("1792x1024", "16:9"),
-     ("1024x768", "4:3"), ("768x1024", "3:4"), ("1024x1536", "2:3"), ("2520x1080", "21:9"),
-     ("1000x800", "5:4"), ("1100x1000", "1:1"), ("1200x1000", "5:4"), ("3000x1000", "21:9"),
-     ("1000x3000", "9:16")],
+    [
+        ("1024x1024", "1:1"),
+        ("512x512", "1:1"),
+        ("1024x1792", "9:16"),
+        ("1792x1024", "16:9"),
+        ("1024x768", "4:3"),
+        ("768x1024", "3:4"),
+        ("1024x1536", "2:3"),
+        ("2520x1080", "21:9"),
+        ("1000x800", "5:4"),
+        ("1100x1000", "1:1"),
+        ("1200x1000", "5:4"),
+        ("3000x1000", "21:9"),
+        ("1000x3000", "9:16"),
+    ],
 )
 def test_size_maps_to_the_nearest_supported_aspect_ratio(size: str, ratio: str) -> None:
     assert aspect_ratio(size) == ratio
 
 
-def test_input_images_are_forwarded_as_image_url_parts(gateway: Any, simulator: Any, sql: Any) -> None:
+def test_input_images_are_forwarded_as_image_url_parts(gateway: Gateway, simulator: ServerThread, sql: SQL) -> None:
     _enable(gateway)
     inputs = ["https://example.com/input.jpg", "data:image/png;base64,iVBORw0KGgo="]
     r = _post(gateway, {"prompt": "Make it night", "images": [{"url": u} for u in inputs]})
@@ -171,7 +188,9 @@ def test_input_images_are_forwarded_as_image_url_parts(gateway: Any, simulator: 
     assert row["input_tokens"] == sent["usage"]["prompt_tokens"] > 170  # 85 per input image part
 
 
-def test_a_result_past_6mb_comes_back_as_a_signed_local_url(gateway: Any, simulator: Any, sql: Any) -> None:
+def test_a_result_past_6mb_comes_back_as_a_signed_local_url(
+    gateway: Gateway, simulator: ServerThread, sql: SQL
+) -> None:
     _enable(gateway)
     big = {"x-sim-image-bytes": "6500000"}
     r = _post(gateway, {"prompt": "A very detailed map"}, big)
@@ -213,15 +232,16 @@ def test_a_result_past_6mb_comes_back_as_a_signed_local_url(gateway: Any, simula
 
     future = int(time.time()) + 60
     missing = "nope-0.png"
-    gone = httpx.get(f"{gateway.url}/api/ai/images/files/{missing}",
-                     params={"expires": future, "sig": sign(key, missing, future)})
+    gone = httpx.get(
+        f"{gateway.url}/api/ai/images/files/{missing}", params={"expires": future, "sig": sign(key, missing, future)}
+    )
     assert gone.status_code == 404 and gone.json()["error"] == "NOT_FOUND"
 
     [row] = wait_usage(sql)
     assert row["image_count"] == 1
 
 
-def test_storage_true_forces_urls_with_the_same_bytes(gateway: Any, simulator: Any) -> None:
+def test_storage_true_forces_urls_with_the_same_bytes(gateway: Gateway, simulator: ServerThread) -> None:
     _enable(gateway)
     inline = _post(gateway, {"prompt": "A small red square"})
     stored = _post(gateway, {"prompt": "A small red square", "storage": True})
@@ -234,10 +254,14 @@ def test_storage_true_forces_urls_with_the_same_bytes(gateway: Any, simulator: A
 
 
 def test_s3_storage_returns_presigned_https_urls(
-    make_gateway: Any, simulator: Any, monkeypatch: pytest.MonkeyPatch
+    make_gateway: MakeGateway, simulator: ServerThread, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws():
@@ -264,11 +288,14 @@ def test_s3_storage_returns_presigned_https_urls(
             assert stored == _replay(simulator, sim_chats(simulator.url)[n])
 
 
-def test_one_failed_call_of_several_returns_the_others(make_gateway: Any, simulator: Any, sql: Any) -> None:
+def test_one_failed_call_of_several_returns_the_others(
+    make_gateway: MakeGateway, simulator: ServerThread, sql: SQL
+) -> None:
     gw = make_gateway(upstream_max_tries=1)
     _enable(gw)
-    r = _post(gw, {"prompt": "Three owls", "numImages": 3},
-              {"x-sim-fail-times": "1", "x-sim-request-key": "owls-partial"})
+    r = _post(
+        gw, {"prompt": "Three owls", "numImages": 3}, {"x-sim-fail-times": "1", "x-sim-request-key": "owls-partial"}
+    )
     assert r.status_code == 200, r.text
     assert len(r.json()["images"]) == 2
     calls = sim_chats(simulator.url)
@@ -279,18 +306,19 @@ def test_one_failed_call_of_several_returns_the_others(make_gateway: Any, simula
     assert row["output_tokens"] == sum(u["completion_tokens"] for u in served)
 
 
-def test_all_calls_failing_is_the_mapped_error_and_no_usage(make_gateway: Any, sql: Any) -> None:
+def test_all_calls_failing_is_the_mapped_error_and_no_usage(make_gateway: MakeGateway, sql: SQL) -> None:
     gw = make_gateway(upstream_max_tries=1)
     gw.enable("google/gemini-image-down", outputModality=["image", "text"])
-    r = gw.client.post(ROUTE, json={"model": "google/gemini-image-down", "prompt": "x", "numImages": 2},
-                       headers=gw.user())
+    r = gw.client.post(
+        ROUTE, json={"model": "google/gemini-image-down", "prompt": "x", "numImages": 2}, headers=gw.user()
+    )
     assert r.status_code == 502
     assert r.json()["error"] == "AI_UPSTREAM_UNAVAILABLE" and r.json()["statusCode"] == 502
     time.sleep(0.3)
     assert sql("SELECT * FROM ai.usage") == []
 
 
-def test_caps_gating_and_auth(gateway: Any, simulator: Any) -> None:
+def test_caps_gating_and_auth(gateway: Gateway, simulator: ServerThread) -> None:
     r = _post(gateway, {"prompt": "x"})
     assert r.status_code == 400 and r.json()["error"] == "AI_INVALID_MODEL"
     assert MODEL in r.json()["message"]
@@ -327,7 +355,9 @@ def test_local_store_sweeps_files_whose_links_have_all_expired(tmp_path: Any) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["recent-0.png", "rid-0.png"]
 
 
-def test_content_policy_blocks_the_prompt_and_moderation_is_asked_for(gateway: Any, simulator: Any) -> None:
+def test_content_policy_blocks_the_prompt_and_moderation_is_asked_for(
+    gateway: Gateway, simulator: ServerThread
+) -> None:
     _enable(gateway, contentPolicy={"denyPatterns": ["forbidden\\s{1,3}castle"], "moderation": True})
     r = _post(gateway, {"prompt": "Paint the FORBIDDEN  castle at dusk"})
     assert r.status_code == 400 and r.json()["error"] == "CONTENT_BLOCKED"

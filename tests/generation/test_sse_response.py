@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 import pytest
@@ -18,12 +18,12 @@ async def _events() -> AsyncIterator[bytes]:
 @pytest.mark.parametrize("spec_version", ["2.3", "2.4"])
 async def test_on_close_runs_when_the_client_goes_away(spec_version: str) -> None:
     closed: list[bool] = []
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
     async def on_close() -> None:
         closed.append(True)
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.body" and len(sent) >= 3:
             raise OSError("client went away")  # what an ASGI spec 2.4 server reports
         sent.append(message)
@@ -49,7 +49,7 @@ async def test_on_close_runs_after_a_complete_stream() -> None:
 
     bodies: list[bytes] = []
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.body":
             bodies.append(message.get("body", b""))
 

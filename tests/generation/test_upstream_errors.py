@@ -7,26 +7,29 @@ from typing import Any
 
 import pytest
 
-from .helpers import sim_chats
+from tests.support import SQL, Gateway, MakeGateway, ServerThread, sim_chats
 
 MODEL = "openai/gpt-4o-mini"
 HELLO = [{"role": "user", "content": "hello"}]
 
 
-def _chat(gw: Any, headers: dict[str, str] | None = None, model: str = MODEL) -> Any:
-    return gw.client.post("/api/ai/chat/completion", json={"model": model, "messages": HELLO},
-                          headers={**gw.user(), **(headers or {})})
+def _chat(gw: Gateway, headers: dict[str, str] | None = None, model: str = MODEL) -> Any:
+    return gw.client.post(
+        "/api/ai/chat/completion", json={"model": model, "messages": HELLO}, headers={**gw.user(), **(headers or {})}
+    )
 
 
-def test_429_is_retried_then_succeeds(gateway: Any, simulator: Any) -> None:
+def test_429_is_retried_then_succeeds(gateway: Gateway, simulator: ServerThread) -> None:
     gateway.enable(MODEL)
-    r = _chat(gateway, {"x-sim-fail-status": "429", "x-sim-fail-times": "1", "x-sim-request-key": "r429",
-                        "x-sim-retry-after": "0"})
+    r = _chat(
+        gateway,
+        {"x-sim-fail-status": "429", "x-sim-fail-times": "1", "x-sim-request-key": "r429", "x-sim-retry-after": "0"},
+    )
     assert r.status_code == 200
     assert len(sim_chats(simulator.url)) == 2
 
 
-def test_persistent_429_becomes_rate_limited_with_retry_after(gateway: Any, simulator: Any) -> None:
+def test_persistent_429_becomes_rate_limited_with_retry_after(gateway: Gateway, simulator: ServerThread) -> None:
     gateway.enable(MODEL)
     started = time.monotonic()
     r = _chat(gateway, {"x-sim-fail-status": "429", "x-sim-retry-after": "1"})
@@ -38,7 +41,7 @@ def test_persistent_429_becomes_rate_limited_with_retry_after(gateway: Any, simu
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
-def test_5xx_retried_then_502(gateway: Any, simulator: Any, status: int) -> None:
+def test_5xx_retried_then_502(gateway: Gateway, simulator: ServerThread, status: int) -> None:
     gateway.enable(MODEL)
     r = _chat(gateway, {"x-sim-fail-status": str(status), "x-sim-retry-after": "0"})
     assert r.status_code == 502
@@ -46,15 +49,17 @@ def test_5xx_retried_then_502(gateway: Any, simulator: Any, status: int) -> None
     assert len(sim_chats(simulator.url)) == 3
 
 
-def test_5xx_cured_by_a_retry(gateway: Any, simulator: Any) -> None:
+def test_5xx_cured_by_a_retry(gateway: Gateway, simulator: ServerThread) -> None:
     gateway.enable(MODEL)
-    r = _chat(gateway, {"x-sim-fail-status": "503", "x-sim-fail-times": "2", "x-sim-request-key": "r503",
-                        "x-sim-retry-after": "0"})
+    r = _chat(
+        gateway,
+        {"x-sim-fail-status": "503", "x-sim-fail-times": "2", "x-sim-request-key": "r503", "x-sim-retry-after": "0"},
+    )
     assert r.status_code == 200
     assert len(sim_chats(simulator.url)) == 3
 
 
-def test_failover_through_the_configuration_fallbacks(gateway: Any, simulator: Any, sql: Any) -> None:
+def test_failover_through_the_configuration_fallbacks(gateway: Gateway, simulator: ServerThread, sql: SQL) -> None:
     gateway.enable("acme/model-down", fallbackModels=["openai/gpt-4o-mini"])
     r = _chat(gateway, model="acme/model-down")
     assert r.status_code == 200, r.text
@@ -69,7 +74,7 @@ def test_failover_through_the_configuration_fallbacks(gateway: Any, simulator: A
     assert r.status_code == 502 and r.json()["error"] == "AI_UPSTREAM_UNAVAILABLE"
 
 
-def test_timeout_becomes_502(make_gateway: Any, simulator: Any) -> None:
+def test_timeout_becomes_502(make_gateway: MakeGateway, simulator: ServerThread) -> None:
     gw = make_gateway(upstream_timeout_s=0.3, upstream_max_tries=2)
     gw.enable(MODEL)
     r = _chat(gw, {"x-sim-latency-ms": "2000"})
@@ -78,13 +83,13 @@ def test_timeout_becomes_502(make_gateway: Any, simulator: Any) -> None:
 
 
 @pytest.mark.parametrize("header", ["x-sim-garbage", "x-sim-error-200"])
-def test_unusable_200_answers_become_502(gateway: Any, header: str) -> None:
+def test_unusable_200_answers_become_502(gateway: Gateway, header: str) -> None:
     gateway.enable(MODEL)
     r = _chat(gateway, {header: "1"})
     assert r.status_code == 502 and r.json()["error"] == "AI_UPSTREAM_UNAVAILABLE"
 
 
-def test_key_refused_is_ai_invalid_api_key(make_gateway: Any) -> None:
+def test_key_refused_is_ai_invalid_api_key(make_gateway: MakeGateway) -> None:
     gw = make_gateway(openrouter_api_key="sk-or-v1-revoked-key")
     gw.enable(MODEL)
     r = _chat(gw)
@@ -93,7 +98,7 @@ def test_key_refused_is_ai_invalid_api_key(make_gateway: Any) -> None:
     assert "revoked-key" not in r.text
 
 
-def test_out_of_credits_and_unknown_model(make_gateway: Any) -> None:
+def test_out_of_credits_and_unknown_model(make_gateway: MakeGateway) -> None:
     gw = make_gateway(openrouter_api_key="sk-or-v1-nocredit")
     gw.enable(MODEL)
     r = _chat(gw)
@@ -104,14 +109,14 @@ def test_out_of_credits_and_unknown_model(make_gateway: Any) -> None:
     assert r.status_code == 400 and r.json()["error"] == "AI_INVALID_MODEL"
 
 
-def test_no_key_anywhere_is_ai_not_configured(make_gateway: Any) -> None:
+def test_no_key_anywhere_is_ai_not_configured(make_gateway: MakeGateway) -> None:
     gw = make_gateway(openrouter_api_key=None)
     gw.enable(MODEL)
     r = _chat(gw)
     assert r.status_code == 503 and r.json()["error"] == "AI_NOT_CONFIGURED"
 
 
-def test_unreachable_upstream_is_502(make_gateway: Any) -> None:
+def test_unreachable_upstream_is_502(make_gateway: MakeGateway) -> None:
     import socket
 
     with socket.socket() as s:
@@ -135,7 +140,7 @@ def test_unreachable_upstream_is_502(make_gateway: Any) -> None:
     ],
 )
 def test_every_upstream_refusal_maps_to_the_contract(
-    gateway: Any, simulator: Any, status: int, code: str, gateway_status: int, tries: int
+    gateway: Gateway, simulator: ServerThread, status: int, code: str, gateway_status: int, tries: int
 ) -> None:
     gateway.enable(MODEL)
     r = _chat(gateway, {"x-sim-fail-status": str(status), "x-sim-retry-after": "0"})
@@ -144,12 +149,14 @@ def test_every_upstream_refusal_maps_to_the_contract(
     assert len(sim_chats(simulator.url)) == tries  # 4xx refusals are final: no retry
 
 
-def test_upstream_context_refusal_is_token_limit_exceeded(gateway: Any) -> None:
+def test_upstream_context_refusal_is_token_limit_exceeded(gateway: Gateway) -> None:
     gateway.enable("sim/tiny-context")  # the local catalog check is off (models_cache_ttl_s=0): upstream refuses
     long = " ".join(["word"] * 400)
-    r = gateway.client.post("/api/ai/chat/completion",
-                            json={"model": "sim/tiny-context", "messages": [{"role": "user", "content": long}]},
-                            headers=gateway.user())
+    r = gateway.client.post(
+        "/api/ai/chat/completion",
+        json={"model": "sim/tiny-context", "messages": [{"role": "user", "content": long}]},
+        headers=gateway.user(),
+    )
     assert r.status_code == 400, r.text
     assert r.json()["error"] == "TOKEN_LIMIT_EXCEEDED" and "context" in r.json()["message"]
 

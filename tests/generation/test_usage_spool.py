@@ -5,21 +5,27 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .helpers import sse_events
+from aigateway.local import EmbeddedPostgres
+
+from tests.support import SQL, MakeGateway, sse_events
 
 MODEL = "openai/gpt-4o-mini"
 
 
-def test_database_down_mid_stream_then_back(make_gateway: Any, pg: Any, sql: Any, tmp_path: Any) -> None:
+def test_database_down_mid_stream_then_back(
+    make_gateway: MakeGateway, pg: EmbeddedPostgres, sql: SQL, tmp_path: Any
+) -> None:
     gw = make_gateway(home=tmp_path)
     gw.services.usage.retry_interval_s = 0.2
     gw.enable(MODEL)
     chunks = 0
     try:
-        with gw.client.stream("POST", "/api/ai/chat/completion",
-                              json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True},
-                              headers={**gw.user(sub="spooled"), "x-sim-chunks": "6",
-                                       "x-sim-chunk-delay-ms": "100"}) as r:
+        with gw.client.stream(
+            "POST",
+            "/api/ai/chat/completion",
+            json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True},
+            headers={**gw.user(sub="spooled"), "x-sim-chunks": "6", "x-sim-chunk-delay-ms": "100"},
+        ) as r:
             for event in sse_events(r):
                 if "chunk" in event:
                     chunks += 1

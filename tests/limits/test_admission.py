@@ -14,28 +14,31 @@ from aigateway.db import Conn
 from aigateway.services import Services
 from aigateway.settings import Settings
 
+from tests.support import SQL, Gateway, MakeGateway
+
 from .admit_app import app_for
 
 T = TypeVar("T")
 
 
 @pytest.fixture
-def gw(make_gateway: Callable[..., Any]) -> Any:
+def gw(make_gateway: MakeGateway) -> Gateway:
     return make_gateway(app_factory=app_for)
 
 
-def _set(gw: Any, **body: Any) -> None:
+def _set(gw: Gateway, **body: Any) -> None:
     r = gw.client.put("/api/ai/limits", json=body, headers=gw.admin())
     assert r.status_code == 200, r.text
 
 
-def _admit(gw: Any, headers: dict[str, str], **params: Any) -> Any:
+def _admit(gw: Gateway, headers: dict[str, str], **params: Any) -> Any:
     return gw.client.post("/test/admit", headers=headers, params=params)
 
 
-def _audit(sql: Any, action: str) -> list[dict[str, Any]]:
-    return sql("SELECT actor, action, details, ip_address FROM ai.audit_logs WHERE action = %s ORDER BY created_at",
-               (action,))
+def _audit(sql: SQL, action: str) -> list[dict[str, Any]]:
+    return sql(
+        "SELECT actor, action, details, ip_address FROM ai.audit_logs WHERE action = %s ORDER BY created_at", (action,)
+    )
 
 
 def _next_window_is_far() -> None:
@@ -47,7 +50,7 @@ def _next_window_is_far() -> None:
         time.sleep(left + 0.2)
 
 
-def test_rate_limit_429_with_headers_and_audit(gw: Any, sql: Any) -> None:
+def test_rate_limit_429_with_headers_and_audit(gw: Gateway, sql: SQL) -> None:
     _set(gw, perUser={"requestsPerMinute": 2, "burst": 1})
     _next_window_is_far()
     alice = gw.user(sub="alice", email="alice@example.com")
@@ -73,11 +76,15 @@ def test_rate_limit_429_with_headers_and_audit(gw: Any, sql: Any) -> None:
     rows = _audit(sql, "RATE_LIMITED")
     assert len(rows) == 1
     assert rows[0]["actor"] == "alice@example.com" and rows[0]["ip_address"] == "127.0.0.1"
-    assert rows[0]["details"] == {"limit": "user.requestsPerMinute", "model": "test/model", "kind": "chat",
-                                  "subject": "alice"}
+    assert rows[0]["details"] == {
+        "limit": "user.requestsPerMinute",
+        "model": "test/model",
+        "kind": "chat",
+        "subject": "alice",
+    }
 
 
-def test_anon_callers_are_told_apart_by_ip(gw: Any) -> None:
+def test_anon_callers_are_told_apart_by_ip(gw: Gateway) -> None:
     _set(gw, perUser={"requestsPerMinute": 1})
     _next_window_is_far()
     anon = gw.user(role="anon", sub="anon-key")
@@ -89,7 +96,7 @@ def test_anon_callers_are_told_apart_by_ip(gw: Any) -> None:
     assert r.status_code == 200 and r.json()["subject"] == "anon-key:203.0.113.2"
 
 
-def test_project_limit_spans_users_and_admin_keys_are_exempt_unless_configured(gw: Any) -> None:
+def test_project_limit_spans_users_and_admin_keys_are_exempt_unless_configured(gw: Gateway) -> None:
     _set(gw, perProject={"requestsPerMinute": 2})
     _next_window_is_far()
     assert _admit(gw, gw.user(sub="a")).status_code == 200
@@ -103,12 +110,12 @@ def test_project_limit_spans_users_and_admin_keys_are_exempt_unless_configured(g
     assert _admit(gw, gw.admin()).status_code == 429
 
 
-def test_no_limits_no_headers(gw: Any) -> None:
+def test_no_limits_no_headers(gw: Gateway) -> None:
     r = _admit(gw, gw.user())
     assert r.status_code == 200 and "X-RateLimit-Limit" not in r.headers
 
 
-def test_daily_token_quota_lets_the_crossing_call_finish_then_402s(gw: Any, sql: Any) -> None:
+def test_daily_token_quota_lets_the_crossing_call_finish_then_402s(gw: Gateway, sql: SQL) -> None:
     _set(gw, perUser={"tokensPerDay": 100})
     u = gw.user(sub="quota-user")
     assert _admit(gw, u, tokens=60).status_code == 200
@@ -124,11 +131,10 @@ def test_daily_token_quota_lets_the_crossing_call_finish_then_402s(gw: Any, sql:
     assert [r["details"]["limit"] for r in rows] == ["user.tokensPerDay"]
 
 
-def test_user_override_beats_the_default(gw: Any) -> None:
+def test_user_override_beats_the_default(gw: Gateway) -> None:
     _set(gw, perUser={"tokensPerDay": 10, "requestsPerMinute": 1})
     admin = gw.admin()
-    r = gw.client.put("/api/ai/limits/users/vip", json={"tokensPerDay": None, "requestsPerMinute": 50},
-                      headers=admin)
+    r = gw.client.put("/api/ai/limits/users/vip", json={"tokensPerDay": None, "requestsPerMinute": 50}, headers=admin)
     assert r.status_code == 200
     _next_window_is_far()
     vip, plain = gw.user(sub="vip"), gw.user(sub="plain")
@@ -143,7 +149,7 @@ def test_user_override_beats_the_default(gw: Any) -> None:
     assert _admit(gw, vip).status_code == 402  # back on the defaults
 
 
-def test_monthly_spend_quota_counts_upstream_cost(gw: Any) -> None:
+def test_monthly_spend_quota_counts_upstream_cost(gw: Gateway) -> None:
     _set(gw, perProject={"spendPerMonthUsd": 0.01})
     u = gw.user(sub="spender")
     assert _admit(gw, u, tokens=10, cost="0.006").status_code == 200
@@ -168,7 +174,7 @@ class CountingDb:
         svc.db.run = run  # type: ignore[method-assign]
 
 
-def test_round_trips(base_settings: Settings, sql: Any) -> None:
+def test_round_trips(base_settings: Settings, sql: SQL) -> None:
     """Nothing configured: no round trip after the cached load. Configured: exactly one per call."""
     sql("TRUNCATE ai.limit_settings, ai.limit_overrides, ai.rate_counters, ai.quota_counters")
     svc = Services.from_settings(base_settings.with_overrides(config_cache_ttl_s=60.0))
@@ -197,6 +203,7 @@ def test_round_trips(base_settings: Settings, sql: Any) -> None:
 
 
 def test_charge_never_raises(base_settings: Settings) -> None:
-    svc = Services.from_settings(base_settings.with_overrides(database_url="postgresql://nobody@127.0.0.1:1/x",
-                                                              db_connect_timeout_s=1))
+    svc = Services.from_settings(
+        base_settings.with_overrides(database_url="postgresql://nobody@127.0.0.1:1/x", db_connect_timeout_s=1)
+    )
     asyncio.run(limits.charge(svc, limits.Admission(subject="x"), tokens=5, cost_usd=0.1))

@@ -22,10 +22,13 @@ from aigateway.store import limits as store
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support import SQL
+
 BASE = datetime(2031, 3, 31, 23, 57, tzinfo=UTC)  # windows, a day and a month boundary within 3 minutes
 NO_QUOTAS: dict[str, Any] = {k: None for k in ("u_day", "u_month", "u_spend", "p_day", "p_month", "p_spend")}
-HYP = settings(max_examples=40, deadline=None, derandomize=True,
-               suppress_health_check=[HealthCheck.function_scoped_fixture])
+HYP = settings(
+    max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 class Db:
@@ -41,11 +44,28 @@ class Db:
     def reset(self) -> None:
         self.run(self.svc.db.execute("TRUNCATE {s}.rate_counters, {s}.quota_counters, {s}.audit_logs"))
 
-    def admit(self, subject: str, at: datetime, *, user: int | None = None, project: int | None = None,
-              quotas: dict[str, Any] | None = None) -> store.Verdict:
-        return self.run(store.admit(
-            self.svc.db, subject=subject, user_rate=user, project_rate=project, quotas=quotas or NO_QUOTAS,
-            actor="t", ip=None, details={}, at=at))
+    def admit(
+        self,
+        subject: str,
+        at: datetime,
+        *,
+        user: int | None = None,
+        project: int | None = None,
+        quotas: dict[str, Any] | None = None,
+    ) -> store.Verdict:
+        return self.run(
+            store.admit(
+                self.svc.db,
+                subject=subject,
+                user_rate=user,
+                project_rate=project,
+                quotas=quotas or NO_QUOTAS,
+                actor="t",
+                ip=None,
+                details={},
+                at=at,
+            )
+        )
 
     def close(self) -> None:
         self.run(self.svc.aclose())
@@ -53,7 +73,7 @@ class Db:
 
 
 @pytest.fixture
-def db(base_settings: Settings, sql: Any) -> Iterator[Db]:
+def db(base_settings: Settings, sql: SQL) -> Iterator[Db]:
     d = Db(base_settings)
     d.reset()
     yield d
@@ -65,8 +85,11 @@ def _window(offset: float) -> int:
 
 
 @HYP
-@given(rpm=st.integers(0, 5), burst=st.integers(0, 3),
-       offsets=st.lists(st.floats(0, 179.999, allow_nan=False), max_size=25))
+@given(
+    rpm=st.integers(0, 5),
+    burst=st.integers(0, 3),
+    offsets=st.lists(st.floats(0, 179.999, allow_nan=False), max_size=25),
+)
 def test_fixed_window_admits_exactly_the_ceiling(db: Db, rpm: int, burst: int, offsets: list[float]) -> None:
     db.reset()
     ceiling = rpm + burst
@@ -92,11 +115,12 @@ def test_fixed_window_admits_exactly_the_ceiling(db: Db, rpm: int, burst: int, o
 
 
 @HYP
-@given(umax=st.integers(0, 4), pmax=st.integers(0, 6),
-       calls=st.lists(st.tuples(st.sampled_from("abc"), st.floats(0, 119.999, allow_nan=False)), max_size=30))
-def test_user_and_project_scopes_match_the_model(
-    db: Db, umax: int, pmax: int, calls: list[tuple[str, float]]
-) -> None:
+@given(
+    umax=st.integers(0, 4),
+    pmax=st.integers(0, 6),
+    calls=st.lists(st.tuples(st.sampled_from("abc"), st.floats(0, 119.999, allow_nan=False)), max_size=30),
+)
+def test_user_and_project_scopes_match_the_model(db: Db, umax: int, pmax: int, calls: list[tuple[str, float]]) -> None:
     """A call refused by its user's limit does not use the project's minute; the converse does count."""
     db.reset()
     user_n: Counter[tuple[str, int]] = Counter()
@@ -115,8 +139,7 @@ def test_user_and_project_scopes_match_the_model(
 
 
 @HYP
-@given(quota=st.integers(1, 300),
-       events=st.lists(st.one_of(st.just(0), st.integers(1, 120)), min_size=1, max_size=20))
+@given(quota=st.integers(1, 300), events=st.lists(st.one_of(st.just(0), st.integers(1, 120)), min_size=1, max_size=20))
 def test_token_quota_refuses_only_once_used_up(db: Db, quota: int, events: list[int]) -> None:
     """0 = try a call; n > 0 = a finished call charges n tokens. The call that crosses still ran."""
     db.reset()
@@ -147,7 +170,7 @@ def test_day_and_month_periods_roll_over(db: Db) -> None:
     assert v.refused == "project.tokensPerMonth"  # every user's tokens count against the project
 
 
-def test_a_quota_refusal_does_not_use_a_rate_slot_and_is_audited(db: Db, sql: Any) -> None:
+def test_a_quota_refusal_does_not_use_a_rate_slot_and_is_audited(db: Db, sql: SQL) -> None:
     db.run(store.charge(db.svc.db, subject="z", tokens=5, cost_usd=None, at=BASE))
     v = db.admit("z", BASE, user=1, quotas={**NO_QUOTAS, "u_day": 5})
     assert v.refused == "user.tokensPerDay" and v.user_hits is None
@@ -158,16 +181,29 @@ def test_a_quota_refusal_does_not_use_a_rate_slot_and_is_audited(db: Db, sql: An
 
 def test_concurrent_admits_on_many_connections_admit_exactly_the_ceiling(db: Db) -> None:
     async def burst() -> list[store.Verdict]:
-        return await asyncio.gather(*(store.admit(
-            db.svc.db, subject="c", user_rate=None, project_rate=7, quotas=NO_QUOTAS, actor="t", ip=None,
-            details={}, at=BASE) for _ in range(40)))
+        return await asyncio.gather(
+            *(
+                store.admit(
+                    db.svc.db,
+                    subject="c",
+                    user_rate=None,
+                    project_rate=7,
+                    quotas=NO_QUOTAS,
+                    actor="t",
+                    ip=None,
+                    details={},
+                    at=BASE,
+                )
+                for _ in range(40)
+            )
+        )
 
     verdicts = db.run(burst())
     assert sum(v.refused is None for v in verdicts) == 7
     assert sorted(v.project_hits for v in verdicts) == list(range(1, 41))
 
 
-def test_cleanup_drops_old_counters_only(db: Db, sql: Any) -> None:
+def test_cleanup_drops_old_counters_only(db: Db, sql: SQL) -> None:
     now = datetime.now(UTC)
     db.admit("old", now - timedelta(minutes=30), user=5)
     db.admit("new", now, user=5)
@@ -192,8 +228,7 @@ def test_quota_reset_is_the_next_period_start(now: datetime) -> None:
 
 @given(st.fixed_dictionaries({}, optional={k: st.one_of(st.none(), st.integers(0, 100)) for k in limits.RULE_KEYS}))
 def test_override_keys_replace_defaults_and_null_means_unlimited(override: dict[str, Any]) -> None:
-    base = limits.Rule(requests_per_minute=10, burst=2, tokens_per_day=5, tokens_per_month=50,
-                       spend_per_month_usd=1.0)
+    base = limits.Rule(requests_per_minute=10, burst=2, tokens_per_day=5, tokens_per_month=50, spend_per_month_usd=1.0)
     merged = base.merged(override).to_json()
     for key in limits.RULE_KEYS:
         want = override[key] if key in override else base.to_json()[key]

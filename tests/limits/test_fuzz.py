@@ -21,6 +21,8 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
+from tests.support import Gateway, MakeGateway
+
 MAX_EXAMPLES = 15
 BUDGET_S = 90.0
 
@@ -46,8 +48,14 @@ def _undocumented(url: str) -> set[str]:
 def _fuzz(op: Any, headers: dict[str, str], checks: list[Any]) -> list[str]:
     failures: list[str] = []
 
-    @settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=op.as_strategy())
     def run(case: Any) -> None:
         try:
@@ -63,7 +71,7 @@ def _fuzz(op: Any, headers: dict[str, str], checks: list[Any]) -> list[str]:
     return failures
 
 
-def test_every_operation_as_admin_and_as_user(make_gateway: Any) -> None:
+def test_every_operation_as_admin_and_as_user(make_gateway: MakeGateway) -> None:
     started = time.monotonic()
     gw = make_gateway()
     gw.enable("openai/gpt-4o-mini")
@@ -83,7 +91,7 @@ def test_every_operation_as_admin_and_as_user(make_gateway: Any) -> None:
 
 
 @pytest.mark.parametrize("path", ["/api/ai/limits", "/api/ai/limits/users/{userId}", "/api/ai/limits/users"])
-def test_limit_routes_document_their_responses(gateway: Any, path: str) -> None:
+def test_limit_routes_document_their_responses(gateway: Gateway, path: str) -> None:
     """The limits routes declare response schemas, so conformance is checked for them, not skipped."""
     doc = gateway.client.get("/openapi.json").json()
     for method, spec in doc["paths"][path].items():

@@ -9,25 +9,41 @@ from typing import Any
 
 import pytest
 
-UNLIMITED = {"requestsPerMinute": None, "burst": 0, "tokensPerDay": None, "tokensPerMonth": None,
-             "spendPerMonthUsd": None}
+from tests.support import Gateway
+
+UNLIMITED = {
+    "requestsPerMinute": None,
+    "burst": 0,
+    "tokensPerDay": None,
+    "tokensPerMonth": None,
+    "spendPerMonthUsd": None,
+}
 
 
-def _audit(gateway: Any, action: str) -> list[dict[str, Any]]:
+def _audit(gateway: Gateway, action: str) -> list[dict[str, Any]]:
     r = gateway.client.get("/api/ai/audit", params={"action": action}, headers=gateway.admin())
     records: list[dict[str, Any]] = r.json()["records"]
     return records
 
 
-def test_defaults_are_unlimited_and_put_replaces(gateway: Any) -> None:
+def test_defaults_are_unlimited_and_put_replaces(gateway: Gateway) -> None:
     c, admin = gateway.client, gateway.admin()
     r = c.get("/api/ai/limits", headers=admin)
     assert r.status_code == 200
-    assert r.json() == {"perUser": UNLIMITED, "perProject": UNLIMITED, "exemptAdmins": True,
-                        "updatedAt": None, "updatedBy": None}
+    assert r.json() == {
+        "perUser": UNLIMITED,
+        "perProject": UNLIMITED,
+        "exemptAdmins": True,
+        "updatedAt": None,
+        "updatedBy": None,
+    }
 
-    body = {"perUser": {"requestsPerMinute": 30, "burst": 5, "tokensPerDay": 10_000},
-            "perProject": {"spendPerMonthUsd": 12.5, "tokensPerMonth": None}, "exemptAdmins": False, "x": 1}
+    body = {
+        "perUser": {"requestsPerMinute": 30, "burst": 5, "tokensPerDay": 10_000},
+        "perProject": {"spendPerMonthUsd": 12.5, "tokensPerMonth": None},
+        "exemptAdmins": False,
+        "x": 1,
+    }
     r = c.put("/api/ai/limits", json=body, headers=admin)
     assert r.status_code == 200, r.text
     got = r.json()
@@ -59,7 +75,7 @@ def test_defaults_are_unlimited_and_put_replaces(gateway: Any) -> None:
         ({"exemptAdmins": "perhaps"}, "exemptAdmins"),
     ],
 )
-def test_put_validation_names_the_field(gateway: Any, body: dict[str, Any], field: str) -> None:
+def test_put_validation_names_the_field(gateway: Gateway, body: dict[str, Any], field: str) -> None:
     r = gateway.client.put("/api/ai/limits", json=body, headers=gateway.admin())
     assert r.status_code == 400, r.text
     assert r.json()["error"] == "INVALID_INPUT" and r.json()["statusCode"] == 400
@@ -67,7 +83,7 @@ def test_put_validation_names_the_field(gateway: Any, body: dict[str, Any], fiel
     assert _audit(gateway, "UPDATE_LIMITS") == []
 
 
-def test_user_overrides_crud(gateway: Any) -> None:
+def test_user_overrides_crud(gateway: Gateway) -> None:
     c, admin = gateway.client, gateway.admin()
     c.put("/api/ai/limits", json={"perUser": {"requestsPerMinute": 10, "tokensPerDay": 500}}, headers=admin)
     r = c.get("/api/ai/limits/users/alice", headers=admin)
@@ -98,10 +114,16 @@ def test_user_overrides_crud(gateway: Any) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("get", "/api/ai/limits"), ("put", "/api/ai/limits"), ("get", "/api/ai/limits/users"),
-     ("get", "/api/ai/limits/users/u"), ("put", "/api/ai/limits/users/u"), ("delete", "/api/ai/limits/users/u")],
+    [
+        ("get", "/api/ai/limits"),
+        ("put", "/api/ai/limits"),
+        ("get", "/api/ai/limits/users"),
+        ("get", "/api/ai/limits/users/u"),
+        ("put", "/api/ai/limits/users/u"),
+        ("delete", "/api/ai/limits/users/u"),
+    ],
 )
-def test_admin_only(gateway: Any, method: str, path: str) -> None:
+def test_admin_only(gateway: Gateway, method: str, path: str) -> None:
     c = gateway.client
     kwargs: dict[str, Any] = {"json": {}} if method == "put" else {}
     r = getattr(c, method)(path, **kwargs)

@@ -23,6 +23,8 @@ import pytest
 from aigateway.auth import mint_jwt
 from aigateway.settings import Settings
 
+from tests.support import SQL, ServerThread
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -48,8 +50,22 @@ def _start(settings: Settings, port: int, factory: str, upstream: str) -> subpro
         "AIGATEWAY_MASTER_KEY": settings.master_key or "",
         "AIGATEWAY_HOME": str(settings.home),
     }
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", f"admit_app:{factory}", "--host", "127.0.0.1",
-           "--port", str(port), "--log-level", "warning", "--no-access-log", "--lifespan", "off"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        f"admit_app:{factory}",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--lifespan",
+        "off",
+    ]
     return subprocess.Popen(cmd, env=env, cwd=HERE)
 
 
@@ -84,19 +100,20 @@ _TABLES = "ai.limit_settings, ai.limit_overrides, ai.rate_counters, ai.quota_cou
 
 
 @pytest.fixture
-def two_servers(base_settings: Settings, sql: Any) -> Iterator[list[str]]:
+def two_servers(base_settings: Settings, sql: SQL) -> Iterator[list[str]]:
     sql(f"TRUNCATE {_TABLES}")
     yield from _serve_two(base_settings, "create_app", "http://127.0.0.1:9/api/v1")
 
 
 @pytest.fixture
-def two_chat_servers(base_settings: Settings, sql: Any, simulator: Any) -> Iterator[list[str]]:
+def two_chat_servers(base_settings: Settings, sql: SQL, simulator: ServerThread) -> Iterator[list[str]]:
     sql(f"TRUNCATE {_TABLES}, ai.usage, ai.configs CASCADE")
     yield from _serve_two(base_settings, "create_chat_app", simulator.url + "/api/v1")
 
 
-async def _fire(urls: list[str], headers_for: Any, n: int, path: str = "/test/admit",
-                body: Any = None) -> list[httpx.Response]:
+async def _fire(
+    urls: list[str], headers_for: Any, n: int, path: str = "/test/admit", body: Any = None
+) -> list[httpx.Response]:
     async with httpx.AsyncClient(timeout=30) as client:
         return await asyncio.gather(
             *(client.post(urls[i % 2] + path, headers=headers_for(i), json=body) for i in range(n))
@@ -110,7 +127,7 @@ def _wait_for_fresh_window() -> None:
 
 @pytest.mark.parametrize("scope", ["perUser", "perProject"])
 def test_fifty_concurrent_across_two_processes_admit_exactly_ten(
-    two_servers: list[str], base_settings: Settings, sql: Any, scope: str
+    two_servers: list[str], base_settings: Settings, sql: SQL, scope: str
 ) -> None:
     assert base_settings.jwt_secret
     secret = base_settings.jwt_secret
@@ -118,8 +135,10 @@ def test_fifty_concurrent_across_two_processes_admit_exactly_ten(
     r = httpx.put(two_servers[0] + "/api/ai/limits", json={scope: {"requestsPerMinute": 10}}, headers=admin)
     assert r.status_code == 200, r.text
     # perUser: one user hammering; perProject: 50 different users sharing the project's minute.
-    tokens = [mint_jwt(secret, {"sub": "hammer" if scope == "perUser" else f"user-{i}", "role": "authenticated"})
-              for i in range(50)]
+    tokens = [
+        mint_jwt(secret, {"sub": "hammer" if scope == "perUser" else f"user-{i}", "role": "authenticated"})
+        for i in range(50)
+    ]
     _wait_for_fresh_window()
     responses = asyncio.run(_fire(two_servers, lambda i: {"Authorization": f"Bearer {tokens[i]}"}, 50))
 
@@ -133,29 +152,30 @@ def test_fifty_concurrent_across_two_processes_admit_exactly_ten(
             assert body["error"] == "RATE_LIMITED" and body["statusCode"] == 429
             assert 1 <= int(r.headers["Retry-After"]) <= 60
             assert r.headers["X-RateLimit-Remaining"] == "0"
-    assert sorted(int(r.headers["X-RateLimit-Remaining"]) for r in responses if r.status_code == 200) == list(
-        range(10)
-    )
+    assert sorted(int(r.headers["X-RateLimit-Remaining"]) for r in responses if r.status_code == 200) == list(range(10))
     # Both processes served calls, and every refusal left an audit record.
     assert {r.url.port for r in responses} == {int(u.rsplit(":", 1)[1]) for u in two_servers}
     assert sql("SELECT count(*) AS n FROM ai.audit_logs WHERE action = 'RATE_LIMITED'")[0]["n"] == 40
 
 
-def test_through_the_real_chat_route(two_chat_servers: list[str], base_settings: Settings, sql: Any) -> None:
+def test_through_the_real_chat_route(two_chat_servers: list[str], base_settings: Settings, sql: SQL) -> None:
     """The same criterion end to end: POST /api/ai/chat/completion on two processes, simulator upstream."""
     admin = {"Authorization": f"Bearer {base_settings.access_api_key}"}
-    r = httpx.post(two_chat_servers[1] + "/api/ai/configurations", headers=admin,
-                   json={"inputModality": ["text"], "outputModality": ["text"], "modelId": "openai/gpt-4o-mini"})
+    r = httpx.post(
+        two_chat_servers[1] + "/api/ai/configurations",
+        headers=admin,
+        json={"inputModality": ["text"], "outputModality": ["text"], "modelId": "openai/gpt-4o-mini"},
+    )
     assert r.status_code == 201, r.text
-    r = httpx.put(two_chat_servers[0] + "/api/ai/limits", json={"perUser": {"requestsPerMinute": 10}},
-                  headers=admin)
+    r = httpx.put(two_chat_servers[0] + "/api/ai/limits", json={"perUser": {"requestsPerMinute": 10}}, headers=admin)
     assert r.status_code == 200, r.text
     assert base_settings.jwt_secret
     token = mint_jwt(base_settings.jwt_secret, {"sub": "chatter", "role": "authenticated"})
     body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
     _wait_for_fresh_window()
-    responses = asyncio.run(_fire(two_chat_servers, lambda i: {"Authorization": f"Bearer {token}"}, 50,
-                                  "/api/ai/chat/completion", body))
+    responses = asyncio.run(
+        _fire(two_chat_servers, lambda i: {"Authorization": f"Bearer {token}"}, 50, "/api/ai/chat/completion", body)
+    )
     codes = [r.status_code for r in responses]
     assert codes.count(200) == 10 and codes.count(429) == 40, codes
     for r in responses:
@@ -167,8 +187,9 @@ def test_through_the_real_chat_route(two_chat_servers: list[str], base_settings:
     # The admitted answers were charged to the caller's quota counters.
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        rows = sql("SELECT tokens FROM ai.quota_counters WHERE scope = 'user' AND subject = 'chatter'"
-                   " AND period = 'day'")
+        rows = sql(
+            "SELECT tokens FROM ai.quota_counters WHERE scope = 'user' AND subject = 'chatter' AND period = 'day'"
+        )
         usage = sql("SELECT count(*) AS n FROM ai.usage")[0]["n"]
         if rows and usage == 10:
             break

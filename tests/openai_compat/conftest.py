@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
-import httpx
 import pytest
+
+from tests.support import ServerThread, sim_reset
 
 
 @pytest.fixture(autouse=True)
-def _fresh_simulator_log(simulator: Any) -> Iterator[None]:
-    httpx.post(simulator.url + "/_sim/reset")
+def _fresh_simulator_log(simulator: ServerThread) -> Iterator[None]:
+    sim_reset(simulator.url)
     yield

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import openai
 import pytest
 from openai import OpenAI
+
+from tests.support import SQL, Gateway, MakeGateway, ServerThread, sim_chats, wait_usage
 
 MODEL = "openai/gpt-4o-mini"
 EMBED = "openai/text-embedding-3-small"
@@ -35,26 +36,13 @@ TOOLS: list[Any] = [
 ]
 
 
-def client(gw: Any, token: str | None = None, **kw: Any) -> OpenAI:
+def client(gw: Gateway, token: str | None = None, **kw: Any) -> OpenAI:
     return OpenAI(base_url=gw.url + "/api/ai/v1", api_key=token or gw.token(), max_retries=0, timeout=20, **kw)
 
 
-def sim_chats(sim_url: str) -> list[dict[str, Any]]:
-    log = httpx.get(sim_url + "/_sim/requests").json()["requests"]
-    return [e for e in log if e["path"].endswith("/chat/completions")]
-
-
-def usage_rows(sql: Callable[..., list[dict[str, Any]]], n: int) -> list[dict[str, Any]]:
-    """The usage rows, waiting briefly: they are written after the response is sent."""
-    deadline = time.monotonic() + 5
-    while True:
-        rows = sql("SELECT * FROM ai.usage ORDER BY created_at")
-        if len(rows) >= n or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
-
-
-def test_plain_chat_prepends_the_system_prompt_and_records_usage(gateway: Any, simulator: Any, sql: Any) -> None:
+def test_plain_chat_prepends_the_system_prompt_and_records_usage(
+    gateway: Gateway, simulator: ServerThread, sql: SQL
+) -> None:
     config_id = gateway.enable(MODEL, systemPrompt="You are terse.")
     res = client(gateway).chat.completions.create(
         model=MODEL,
@@ -81,14 +69,14 @@ def test_plain_chat_prepends_the_system_prompt_and_records_usage(gateway: Any, s
     assert sent["seed"] == 7 and sent["stop"] == ["\n\n"] and sent["presence_penalty"] == 0.5
     assert sent["user"] == "end-user-9"
 
-    rows = usage_rows(sql, 1)
+    rows = wait_usage(sql, 1)
     assert len(rows) == 1
     row = rows[0]
     assert str(row["config_id"]) == config_id and row["user_id"] == "user-1" and row["kind"] == "chat"
     assert row["input_tokens"] == res.usage.prompt_tokens and row["output_tokens"] == res.usage.completion_tokens
 
 
-def test_developer_messages_go_upstream_as_system(gateway: Any, simulator: Any) -> None:
+def test_developer_messages_go_upstream_as_system(gateway: Gateway, simulator: ServerThread) -> None:
     gateway.enable(MODEL)
     client(gateway).chat.completions.create(
         model=MODEL, messages=[{"role": "developer", "content": "Rules."}, {"role": "user", "content": "Hi"}]
@@ -96,7 +84,7 @@ def test_developer_messages_go_upstream_as_system(gateway: Any, simulator: Any) 
     assert sim_chats(simulator.url)[-1]["body"]["messages"][0] == {"role": "system", "content": "Rules."}
 
 
-def test_streaming_chunks_in_order_match_the_plain_answer(gateway: Any, simulator: Any, sql: Any) -> None:
+def test_streaming_chunks_in_order_match_the_plain_answer(gateway: Gateway, simulator: ServerThread, sql: SQL) -> None:
     gateway.enable(MODEL, systemPrompt="Be brief.")
     oa = client(gateway)
     messages: Any = [{"role": "user", "content": "Count to five"}]
@@ -117,11 +105,11 @@ def test_streaming_chunks_in_order_match_the_plain_answer(gateway: Any, simulato
     assert all(c.usage is None for c in chunks[:-1])
     sent = sim_chats(simulator.url)[-1]["body"]
     assert sent["stream"] is True and sent["messages"][0]["content"] == "Be brief."
-    rows = usage_rows(sql, 2)
+    rows = wait_usage(sql, 2)
     assert len(rows) == 2 and rows[1]["output_tokens"] == last.usage.completion_tokens
 
 
-def test_stream_without_include_usage_has_no_usage_chunk_but_is_recorded(gateway: Any, sql: Any) -> None:
+def test_stream_without_include_usage_has_no_usage_chunk_but_is_recorded(gateway: Gateway, sql: SQL) -> None:
     gateway.enable(MODEL)
     chunks = list(
         client(gateway).chat.completions.create(
@@ -130,11 +118,11 @@ def test_stream_without_include_usage_has_no_usage_chunk_but_is_recorded(gateway
     )
     assert chunks and all(c.choices for c in chunks)
     assert all(getattr(c, "usage", None) is None for c in chunks)
-    rows = usage_rows(sql, 1)
+    rows = wait_usage(sql, 1)
     assert len(rows) == 1 and rows[0]["output_tokens"] > 0
 
 
-def test_stream_frames_on_the_wire(gateway: Any) -> None:
+def test_stream_frames_on_the_wire(gateway: Gateway) -> None:
     """Raw SSE: `data: {chunk}` frames, `[DONE]` last, text/event-stream."""
     gateway.enable(MODEL)
     body = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "stream": True}
@@ -146,7 +134,7 @@ def test_stream_frames_on_the_wire(gateway: Any) -> None:
     assert all(line.startswith('data: {"id":') for line in lines[:-1])
 
 
-def test_tool_calls_plain_and_streamed(gateway: Any, simulator: Any) -> None:
+def test_tool_calls_plain_and_streamed(gateway: Gateway, simulator: ServerThread) -> None:
     gateway.enable(MODEL)
     oa = client(gateway)
     messages: Any = [{"role": "user", "content": "Weather in Paris?"}]
@@ -188,7 +176,7 @@ def test_tool_calls_plain_and_streamed(gateway: Any, simulator: Any) -> None:
         model=MODEL,
         messages=[
             *messages,
-            {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+            {"role": "assistant", "content": None, "tool_calls": [cast(Any, call.model_dump())]},
             {"role": "tool", "tool_call_id": call.id, "content": "Sunny, 21C"},
         ],
         tools=TOOLS,
@@ -197,7 +185,7 @@ def test_tool_calls_plain_and_streamed(gateway: Any, simulator: Any) -> None:
     assert sim_chats(simulator.url)[-1]["body"]["messages"][-1]["tool_call_id"] == call.id
 
 
-def test_embeddings_float_and_base64(gateway: Any) -> None:
+def test_embeddings_float_and_base64(gateway: Gateway) -> None:
     gateway.enable(EMBED, inputModality=["text"], outputModality=["embeddings"])
     oa = client(gateway)
     floats = oa.embeddings.create(model=EMBED, input=["hello", "world"], encoding_format="float", dimensions=8)
@@ -218,7 +206,7 @@ def test_embeddings_float_and_base64(gateway: Any) -> None:
     assert set(raw["usage"]) == {"prompt_tokens", "total_tokens"} and raw["model"] == EMBED
 
 
-def test_models_lists_only_enabled_configurations(gateway: Any) -> None:
+def test_models_lists_only_enabled_configurations(gateway: Gateway) -> None:
     gateway.enable(MODEL)
     cid = gateway.enable("anthropic/claude-3.5-haiku")
     gateway.enable(EMBED, outputModality=["embeddings"])
@@ -230,7 +218,7 @@ def test_models_lists_only_enabled_configurations(gateway: Any) -> None:
     assert first.object == "model" and first.owned_by == "openai" and first.created > 1_700_000_000
 
 
-def test_errors_raise_the_sdk_exception_classes(make_gateway: Any, sql: Any) -> None:
+def test_errors_raise_the_sdk_exception_classes(make_gateway: MakeGateway, sql: SQL) -> None:
     gw = make_gateway(upstream_max_tries=1)
     gw.enable(MODEL)
     messages: Any = [{"role": "user", "content": "hi"}]
@@ -279,7 +267,7 @@ def test_errors_raise_the_sdk_exception_classes(make_gateway: Any, sql: Any) -> 
     assert own_429.value.response.headers.get("retry-after")
 
 
-def test_no_token_is_401_in_both_error_shapes(gateway: Any) -> None:
+def test_no_token_is_401_in_both_error_shapes(gateway: Gateway) -> None:
     r = httpx.post(gateway.url + "/api/ai/v1/chat/completions", json={"model": MODEL, "messages": []})
     assert r.status_code == 401
     body = r.json()
@@ -298,7 +286,7 @@ def test_no_token_is_401_in_both_error_shapes(gateway: Any) -> None:
     assert r.status_code == 400 and r.json()["error"]["code"] == "INVALID_INPUT"
 
 
-def test_mid_stream_failure_raises_in_the_sdk_and_is_recorded(gateway: Any, sql: Any) -> None:
+def test_mid_stream_failure_raises_in_the_sdk_and_is_recorded(gateway: Gateway, sql: SQL) -> None:
     gateway.enable(MODEL)
     stream = client(gateway).chat.completions.create(
         model=MODEL,
@@ -313,11 +301,11 @@ def test_mid_stream_failure_raises_in_the_sdk_and_is_recorded(gateway: Any, sql:
                 got.append(chunk.choices[0].delta.content)
     assert len(got) == 2
     assert "Failed to stream response" in err.value.message
-    rows = usage_rows(sql, 1)
+    rows = wait_usage(sql, 1)
     assert len(rows) == 1 and rows[0]["output_tokens"] > 0
 
 
-def test_stream_is_relayed_as_it_arrives(gateway: Any) -> None:
+def test_stream_is_relayed_as_it_arrives(gateway: Gateway) -> None:
     """With 300 ms between upstream chunks the first token reaches the SDK long before the last."""
     gateway.enable(MODEL)
     started = time.monotonic()
@@ -332,7 +320,7 @@ def test_stream_is_relayed_as_it_arrives(gateway: Any) -> None:
     assert arrivals[-1] - arrivals[0] > 0.8  # spread out as generated, not delivered in one burst
 
 
-def test_client_disconnect_stops_upstream_and_records_tokens_so_far(gateway: Any, sql: Any) -> None:
+def test_client_disconnect_stops_upstream_and_records_tokens_so_far(gateway: Gateway, sql: SQL) -> None:
     gateway.enable(MODEL)
     stream = client(gateway).chat.completions.create(
         model=MODEL,
@@ -347,12 +335,12 @@ def test_client_disconnect_stops_upstream_and_records_tokens_so_far(gateway: Any
             if got == 2:
                 break
     stream.close()
-    rows = usage_rows(sql, 1)
+    rows = wait_usage(sql, 1)
     assert len(rows) == 1
     assert 0 < rows[0]["output_tokens"] < 50  # estimated from what was relayed, not the full answer
 
 
-def test_openrouter_extras_and_response_format_pass_through(gateway: Any, simulator: Any) -> None:
+def test_openrouter_extras_and_response_format_pass_through(gateway: Gateway, simulator: ServerThread) -> None:
     gateway.enable(MODEL)
     oa = client(gateway)
     res = oa.chat.completions.create(
@@ -367,7 +355,7 @@ def test_openrouter_extras_and_response_format_pass_through(gateway: Any, simula
     sent = sim_chats(simulator.url)[-1]["body"]
     assert sent["plugins"] == [{"id": "web", "max_results": 2}] and sent["reasoning"] == {"effort": "low"}
 
-    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    schema: dict[str, Any] = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
     res = oa.chat.completions.create(
         model=MODEL,
         messages=[{"role": "user", "content": "Give me a city"}],
@@ -391,7 +379,7 @@ def test_openrouter_extras_and_response_format_pass_through(gateway: Any, simula
     assert notes and notes[0]["type"] == "url_citation"
 
 
-def test_anon_callers_limits_headers_and_token_cap(make_gateway: Any, sql: Any) -> None:
+def test_anon_callers_limits_headers_and_token_cap(make_gateway: MakeGateway, sql: SQL) -> None:
     gw = make_gateway(max_completion_tokens=100)
     gw.enable(MODEL)
     sql(

@@ -50,8 +50,11 @@ def lambda_env(uri: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iter
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "aigateway-usage-summary")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "AIGatewayTest")
     monkeypatch.delenv("USAGE_SPOOL_QUEUE_URL", raising=False)
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(k, v)
     rollup.reset_runtime()
     yield
@@ -62,17 +65,23 @@ def _lines(out: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
-def test_handler_drains_the_spool_rolls_up_and_reports(clean: SQL, lambda_env: None,
-                                                       monkeypatch: pytest.MonkeyPatch,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_handler_drains_the_spool_rolls_up_and_reports(
+    clean: SQL, lambda_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     sql = clean
     old = today(sql) - timedelta(days=3)
     insert_usage(sql, [{"created_at": at(old, 1), "user_id": "u", "input_tokens": 10, "output_tokens": 2}])
     with mock_aws():
         url = boto3.client("sqs").create_queue(QueueName="aigw-usage-spool")["QueueUrl"]
         # A record the database refused earlier, waiting in the queue with its original call time.
-        spooled = UsageRecord(request_id="spooled-" + uuid.uuid4().hex, model_id="a/m1", user_id="u",
-                              input_tokens=5, cost_usd=0.25, created_at=at(old, 2).isoformat())
+        spooled = UsageRecord(
+            request_id="spooled-" + uuid.uuid4().hex,
+            model_id="a/m1",
+            user_id="u",
+            input_tokens=5,
+            cost_usd=0.25,
+            created_at=at(old, 2).isoformat(),
+        )
         asyncio.run(SqsSpool(url).put(spooled))
         monkeypatch.setenv("USAGE_SPOOL_QUEUE_URL", url)
         first = rollup.handler(SCHEDULER_EVENT, Context())
@@ -84,11 +93,18 @@ def test_handler_drains_the_spool_rolls_up_and_reports(clean: SQL, lambda_env: N
 
     assert left["Attributes"]["ApproximateNumberOfMessages"] == "0"
     assert sql("SELECT user_id, input_tokens FROM ai.usage WHERE request_id = %s", (spooled.request_id,)) == [
-        {"user_id": "u", "input_tokens": 5}]
+        {"user_id": "u", "input_tokens": 5}
+    ]
     assert first["spool_drained"] == 1 and first["spool_errors"] == 0
     assert first["days_rolled_up"] == 1 and first["first_day"] == old.isoformat()
-    assert first["totals"] == {"requests": 2, "input_tokens": 15, "output_tokens": 2, "total_tokens": 17,
-                               "image_count": 0, "cost_usd": 0.25}
+    assert first["totals"] == {
+        "requests": 2,
+        "input_tokens": 15,
+        "output_tokens": 2,
+        "total_tokens": 17,
+        "image_count": 0,
+        "cost_usd": 0.25,
+    }
     assert second["spool_drained"] == 0 and second["days_rolled_up"] == 0
     json.dumps(first)  # the Lambda return value must serialise
 
@@ -111,9 +127,9 @@ def test_handler_drains_the_spool_rolls_up_and_reports(clean: SQL, lambda_env: N
     assert metrics[1]["Requests"] == 0  # the second run added nothing
 
 
-def test_a_spool_failure_does_not_stop_the_rollup(clean: SQL, lambda_env: None,
-                                                  monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_spool_failure_does_not_stop_the_rollup(
+    clean: SQL, lambda_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     sql = clean
     insert_usage(sql, [{"created_at": at(today(sql) - timedelta(days=1), 1), "user_id": "u"}])
     with mock_aws():  # the queue does not exist: receive_message fails
@@ -126,8 +142,9 @@ def test_a_spool_failure_does_not_stop_the_rollup(clean: SQL, lambda_env: None,
     assert [x["SpoolErrors"] for x in lines if "_aws" in x] == [1]
 
 
-def test_summarize_cli_entry_prints_the_report(clean: SQL, lambda_env: None,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_summarize_cli_entry_prints_the_report(
+    clean: SQL, lambda_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     sql = clean
     insert_usage(sql, [{"created_at": at(today(sql) - timedelta(days=2), 1), "input_tokens": 3}])
     assert rollup.main() == 0

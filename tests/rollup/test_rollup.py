@@ -32,14 +32,40 @@ def _sample(sql: SQL) -> list[dict[str, Any]]:
     for back in range(1, 7):
         day = t - timedelta(days=back)
         rows += [
-            {"created_at": at(day, 0, 0), "model_id": "a/m1", "config_id": c1, "user_id": "u1",
-             "input_tokens": 10 * back, "output_tokens": 5, "cost_usd": Decimal("0.0000012345")},
-            {"created_at": at(day, 23, 59, 59, 999_999), "model_id": "a/m1", "config_id": c1, "user_id": "u1",
-             "input_tokens": 7, "cost_usd": Decimal("0.5")},
-            {"created_at": at(day, 8), "model_id": "b/m2", "config_id": c2, "user_id": None,
-             "kind": "images", "image_count": 2, "cost_usd": Decimal("0.04")},
-            {"created_at": at(day, 9), "model_id": "b/m2", "config_id": None, "user_id": "",
-             "input_tokens": 3, "output_tokens": 4},
+            {
+                "created_at": at(day, 0, 0),
+                "model_id": "a/m1",
+                "config_id": c1,
+                "user_id": "u1",
+                "input_tokens": 10 * back,
+                "output_tokens": 5,
+                "cost_usd": Decimal("0.0000012345"),
+            },
+            {
+                "created_at": at(day, 23, 59, 59, 999_999),
+                "model_id": "a/m1",
+                "config_id": c1,
+                "user_id": "u1",
+                "input_tokens": 7,
+                "cost_usd": Decimal("0.5"),
+            },
+            {
+                "created_at": at(day, 8),
+                "model_id": "b/m2",
+                "config_id": c2,
+                "user_id": None,
+                "kind": "images",
+                "image_count": 2,
+                "cost_usd": Decimal("0.04"),
+            },
+            {
+                "created_at": at(day, 9),
+                "model_id": "b/m2",
+                "config_id": None,
+                "user_id": "",
+                "input_tokens": 3,
+                "output_tokens": 4,
+            },
             {"created_at": at(day, 10), "model_id": None, "config_id": None, "user_id": "u2"},
             {"created_at": at(day, 11), "model_id": "b/m2", "config_id": None, "user_id": None, "input_tokens": 1},
         ]
@@ -137,8 +163,19 @@ def test_a_late_row_for_an_old_day_is_rolled_up_next_run(clean: SQL, uri: str) -
     before = sql("SELECT requests, cost_usd FROM ai.usage_daily WHERE day = %s AND model_id = 'a/m1'", (old_day,))[0]
 
     # A record replayed from the usage spool keeps the time of the call.
-    insert_usage(sql, [{"created_at": at(old_day, 13), "model_id": "a/m1", "config_id": None, "user_id": "late",
-                        "input_tokens": 100, "cost_usd": Decimal("1.25")}])
+    insert_usage(
+        sql,
+        [
+            {
+                "created_at": at(old_day, 13),
+                "model_id": "a/m1",
+                "config_id": None,
+                "user_id": "late",
+                "input_tokens": 100,
+                "cost_usd": Decimal("1.25"),
+            }
+        ],
+    )
     result = roll_up_all(sql, uri)
 
     assert result["days_rolled_up"] == 1 and result["first_day"] == old_day.isoformat()
@@ -146,8 +183,10 @@ def test_a_late_row_for_an_old_day_is_rolled_up_next_run(clean: SQL, uri: str) -
     assert rolled(sql) == raw_daily(sql, today(sql) - timedelta(days=1))
     late = sql("SELECT requests, input_tokens FROM ai.usage_daily WHERE day = %s AND user_id = 'late'", (old_day,))
     assert late == [{"requests": 1, "input_tokens": 100}]
-    after = sql("SELECT requests, cost_usd FROM ai.usage_daily WHERE day = %s AND model_id = 'a/m1'"
-                " AND user_id = 'u1'", (old_day,))[0]
+    after = sql(
+        "SELECT requests, cost_usd FROM ai.usage_daily WHERE day = %s AND model_id = 'a/m1' AND user_id = 'u1'",
+        (old_day,),
+    )[0]
     assert after == before
 
 

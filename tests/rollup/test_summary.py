@@ -7,8 +7,11 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from aigateway.local import EmbeddedPostgres
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.support import Gateway, MakeGateway
 
 from .conftest import SQL, at, insert_usage, make_configs, roll_up_all, run_rollup, today
 
@@ -55,10 +58,20 @@ def _iso(t: datetime | None) -> str | None:
     return None if t is None else t.isoformat().replace("+00:00", "Z")
 
 
-def ask(gw: Any, start: datetime | None, end: datetime | None, user: str | None, config: str | None,
-        group: str | None) -> dict[str, Any]:
-    params = {k: v for k, v in {"startDate": _iso(start), "endDate": _iso(end), "userId": user,
-                                "configId": config, "groupBy": group}.items() if v is not None}
+def ask(
+    gw: Gateway, start: datetime | None, end: datetime | None, user: str | None, config: str | None, group: str | None
+) -> dict[str, Any]:
+    params = {
+        k: v
+        for k, v in {
+            "startDate": _iso(start),
+            "endDate": _iso(end),
+            "userId": user,
+            "configId": config,
+            "groupBy": group,
+        }.items()
+        if v is not None
+    }
     r = gw.client.get("/api/ai/usage/summary", params=params, headers=gw.admin())
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()
@@ -84,8 +97,9 @@ def _instant(draw: Callable[..., Any], base: date) -> datetime:
         return at(day, 0, 0, 0, 1)
     if kind == "last-micro":
         return at(day, 23, 59, 59, 999_999)
-    return at(day, draw(st.integers(0, 23)), draw(st.integers(0, 59)), draw(st.integers(0, 59)),
-              draw(st.integers(0, 999_999)))
+    return at(
+        day, draw(st.integers(0, 23)), draw(st.integers(0, 59)), draw(st.integers(0, 59)), draw(st.integers(0, 999_999))
+    )
 
 
 @st.composite
@@ -93,17 +107,25 @@ def usage_rows(draw: Callable[..., Any], base: date, configs: list[str]) -> list
     n = draw(st.integers(0, 25))
     rows = []
     for _ in range(n):
-        rows.append({
-            "created_at": _instant(draw, base),
-            "model_id": draw(st.sampled_from(_MODELS)),
-            "user_id": draw(st.sampled_from(_USERS)),
-            "config_id": draw(st.sampled_from([*configs, None])),
-            "input_tokens": draw(st.one_of(st.none(), st.integers(1, 5000))),
-            "output_tokens": draw(st.one_of(st.none(), st.integers(1, 5000))),
-            "image_count": draw(st.one_of(st.none(), st.integers(1, 4))),
-            "cost_usd": draw(st.one_of(st.none(), st.decimals(min_value=Decimal(0), max_value=Decimal(5),
-                                                                places=10, allow_nan=False, allow_infinity=False))),
-        })
+        rows.append(
+            {
+                "created_at": _instant(draw, base),
+                "model_id": draw(st.sampled_from(_MODELS)),
+                "user_id": draw(st.sampled_from(_USERS)),
+                "config_id": draw(st.sampled_from([*configs, None])),
+                "input_tokens": draw(st.one_of(st.none(), st.integers(1, 5000))),
+                "output_tokens": draw(st.one_of(st.none(), st.integers(1, 5000))),
+                "image_count": draw(st.one_of(st.none(), st.integers(1, 4))),
+                "cost_usd": draw(
+                    st.one_of(
+                        st.none(),
+                        st.decimals(
+                            min_value=Decimal(0), max_value=Decimal(5), places=10, allow_nan=False, allow_infinity=False
+                        ),
+                    )
+                ),
+            }
+        )
     return rows
 
 
@@ -118,13 +140,20 @@ def windows(draw: Callable[..., Any], base: date, configs: list[str]) -> dict[st
     }
 
 
-def test_summary_equals_the_raw_aggregation_on_random_data(make_gateway: Any, sql: SQL, pg: Any) -> None:
+def test_summary_equals_the_raw_aggregation_on_random_data(
+    make_gateway: MakeGateway, sql: SQL, pg: EmbeddedPostgres
+) -> None:
     gw = make_gateway()
     configs = make_configs(sql, 2)
     base = today(sql)
 
-    @settings(max_examples=40, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=40,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(data=st.data())
     def check(data: st.DataObject) -> None:
         _reset(sql)
@@ -148,35 +177,47 @@ def test_summary_equals_the_raw_aggregation_on_random_data(make_gateway: Any, sq
 # ---------------------------------------------------------------- examples
 
 
-def test_whole_days_come_from_the_rollups_and_edges_from_raw_rows(make_gateway: Any, sql: SQL, pg: Any) -> None:
+def test_whole_days_come_from_the_rollups_and_edges_from_raw_rows(
+    make_gateway: MakeGateway, sql: SQL, pg: EmbeddedPostgres
+) -> None:
     gw = make_gateway()
     t = today(sql)
     d3, d2 = t - timedelta(days=3), t - timedelta(days=2)
-    insert_usage(sql, [
-        {"created_at": at(d3, 6), "user_id": "u", "input_tokens": 10},
-        {"created_at": at(d2, 6), "user_id": "u", "input_tokens": 20},
-        {"created_at": at(t, 0, 0, 0, 5), "user_id": "u", "input_tokens": 40},
-    ])
+    insert_usage(
+        sql,
+        [
+            {"created_at": at(d3, 6), "user_id": "u", "input_tokens": 10},
+            {"created_at": at(d2, 6), "user_id": "u", "input_tokens": 20},
+            {"created_at": at(t, 0, 0, 0, 5), "user_id": "u", "input_tokens": 40},
+        ],
+    )
     roll_up_all(sql, pg.uri)
     # Mark the rollup of d3 so the answer shows where it read from.
-    sql("UPDATE ai.usage_daily SET input_tokens = input_tokens + 1000, total_tokens = total_tokens + 1000"
-        " WHERE day = %s", (d3,))
+    sql(
+        "UPDATE ai.usage_daily SET input_tokens = input_tokens + 1000, total_tokens = total_tokens + 1000"
+        " WHERE day = %s",
+        (d3,),
+    )
 
     def tokens(start: datetime | None, end: datetime | None) -> int:
         return int(ask(gw, start, end, None, None, None)["totalInputTokens"])
 
-    assert tokens(None, None) == 1070                                   # d3 from rollups, the rest too
-    assert tokens(at(d3, 0), at(d3, 23, 59, 59, 999_999)) == 1010       # d3 whole: rollup
-    assert tokens(at(d3, 0, 0, 0, 1), None) == 70                       # d3 partial: raw; d2 rollup; today raw
-    assert tokens(None, at(d3, 23, 59, 59, 999_998)) == 10              # d3 partial at the end: raw
-    assert tokens(at(d2, 0), at(t, 0)) == 20                            # today's first instant is raw
+    assert tokens(None, None) == 1070  # d3 from rollups, the rest too
+    assert tokens(at(d3, 0), at(d3, 23, 59, 59, 999_999)) == 1010  # d3 whole: rollup
+    assert tokens(at(d3, 0, 0, 0, 1), None) == 70  # d3 partial: raw; d2 rollup; today raw
+    assert tokens(None, at(d3, 23, 59, 59, 999_998)) == 10  # d3 partial at the end: raw
+    assert tokens(at(d2, 0), at(t, 0)) == 20  # today's first instant is raw
     grouped = ask(gw, None, None, None, None, "day")
     assert [(g["key"], g["totalInputTokens"]) for g in grouped["groups"]] == [
-        (d3.isoformat(), 1010), (d2.isoformat(), 20), (t.isoformat(), 40)]
+        (d3.isoformat(), 1010),
+        (d2.isoformat(), 20),
+        (t.isoformat(), 40),
+    ]
 
 
-def test_before_the_first_rollup_and_after_a_late_row_the_answer_is_exact(make_gateway: Any, sql: SQL,
-                                                                          pg: Any) -> None:
+def test_before_the_first_rollup_and_after_a_late_row_the_answer_is_exact(
+    make_gateway: MakeGateway, sql: SQL, pg: EmbeddedPostgres
+) -> None:
     gw = make_gateway()
     t = today(sql)
     old = t - timedelta(days=4)
@@ -190,7 +231,7 @@ def test_before_the_first_rollup_and_after_a_late_row_the_answer_is_exact(make_g
     assert body["totalRequests"] == 2 and body["totalCostUsd"] == 0.3
 
 
-def test_a_rollup_committing_between_state_and_query_is_detected(clean: SQL, pg: Any) -> None:
+def test_a_rollup_committing_between_state_and_query_is_detected(clean: SQL, pg: EmbeddedPostgres) -> None:
     """The summary reads the rollup state, then aggregates; a rollup committing in between changes
     what usage_daily holds, so the aggregate must notice (same snapshot check) and read again."""
     import asyncio
@@ -230,8 +271,16 @@ def test_a_rollup_committing_between_state_and_query_is_detected(clean: SQL, pg:
     assert [(g["key"], int(g["total_input_tokens"])) for g in groups] == [(old.isoformat(), 12)]
 
 
-def test_an_empty_window_still_has_totals(make_gateway: Any, sql: SQL) -> None:
+def test_an_empty_window_still_has_totals(make_gateway: MakeGateway, sql: SQL) -> None:
     gw = make_gateway()
     body = ask(gw, None, None, "nobody", None, "model")
-    assert body == {"totalInputTokens": 0, "totalOutputTokens": 0, "totalTokens": 0, "totalImageCount": 0,
-                    "totalRequests": 0, "totalCostUsd": 0.0, "groupBy": "model", "groups": []}
+    assert body == {
+        "totalInputTokens": 0,
+        "totalOutputTokens": 0,
+        "totalTokens": 0,
+        "totalImageCount": 0,
+        "totalRequests": 0,
+        "totalCostUsd": 0.0,
+        "groupBy": "model",
+        "groups": [],
+    }

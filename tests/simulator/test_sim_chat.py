@@ -89,9 +89,7 @@ def test_snippet_is_cut_at_60_chars(sim: Sim) -> None:
 def test_auth_errors(sim: Sim) -> None:
     body = {"model": "openai/gpt-4o", "messages": [user("x")]}
     r = sim.client.post("/chat/completions", json=body, headers={"Authorization": ""})
-    assert r.status_code == 401 and r.json() == {
-        "error": {"message": "No auth credentials found", "code": 401}
-    }
+    assert r.status_code == 401 and r.json() == {"error": {"message": "No auth credentials found", "code": 401}}
     for bad in ("sk-or-v1-invalid", "sk-or-v1-revoked-1"):
         r = sim.client.post("/chat/completions", json=body, headers={"Authorization": f"Bearer {bad}"})
         assert r.status_code == 401 and r.json() == {"error": {"message": "User not found.", "code": 401}}
@@ -103,9 +101,7 @@ def test_auth_errors(sim: Sim) -> None:
 
 
 def test_invalid_json_and_missing_messages(sim: Sim) -> None:
-    r = sim.client.post(
-        "/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
-    )
+    r = sim.client.post("/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json() == {"error": {"code": 400, "message": "Invalid JSON"}}
     assert sim.last()["body"] is None and sim.last()["status"] == 400
     r = chat(sim, {"messages": []})
@@ -131,9 +127,7 @@ def test_model_ids_and_fallbacks(sim: Sim) -> None:
     assert r.status_code == 502
 
     # The primary is used when it is up, even with fallbacks; variants are echoed.
-    r = chat(
-        sim, {"model": "meta-llama/llama-3.3-70b-instruct:free", "models": fallbacks, "messages": [user("x")]}
-    )
+    r = chat(sim, {"model": "meta-llama/llama-3.3-70b-instruct:free", "models": fallbacks, "messages": [user("x")]})
     assert r.json()["model"] == "meta-llama/llama-3.3-70b-instruct:free" and r.json()["provider"] == "Meta"
 
 
@@ -192,9 +186,7 @@ def test_vision_and_pdf(sim: Sim) -> None:
 
 
 def test_thinking_variant(sim: Sim) -> None:
-    body = chat(
-        sim, {"model": "deepseek/deepseek-r1:thinking", "messages": [user("Why is the sky blue?")]}
-    ).json()
+    body = chat(sim, {"model": "deepseek/deepseek-r1:thinking", "messages": [user("Why is the sky blue?")]}).json()
     message = body["choices"][0]["message"]
     assert isinstance(message["reasoning"], str) and message["reasoning"]
     assert message["reasoning_details"][0]["type"] == "reasoning.text"
@@ -210,16 +202,12 @@ def test_tool_calls_non_stream(sim: Sim) -> None:
     choice = body["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     (call,) = choice["message"]["tool_calls"]
-    assert (
-        call["type"] == "function" and call["index"] == 0 and re.fullmatch(r"call_[A-Za-z0-9]+", call["id"])
-    )
+    assert call["type"] == "function" and call["index"] == 0 and re.fullmatch(r"call_[A-Za-z0-9]+", call["id"])
     assert call["function"]["name"] == "get_weather"
     assert orjson.loads(call["function"]["arguments"]) == {"city": "Paris", "days": 1}
     assert body["usage"]["completion_tokens"] == 10
 
-    body = chat(
-        sim, {"messages": [user("x")], "tools": [WEATHER_TOOL, TIME_TOOL]}, **{"x-sim-tool-calls": "3"}
-    ).json()
+    body = chat(sim, {"messages": [user("x")], "tools": [WEATHER_TOOL, TIME_TOOL]}, **{"x-sim-tool-calls": "3"}).json()
     calls = body["choices"][0]["message"]["tool_calls"]
     assert [c["function"]["name"] for c in calls] == ["get_weather", "get_time", "get_weather"]
     assert [c["index"] for c in calls] == [0, 1, 2] and len({c["id"] for c in calls}) == 3
@@ -233,9 +221,7 @@ def test_tool_calls_non_stream(sim: Sim) -> None:
     assert len(body["choices"][0]["message"]["tool_calls"]) == 1
 
     named = {"type": "function", "function": {"name": "get_time"}}
-    body = chat(
-        sim, {"messages": [user("x")], "tools": [WEATHER_TOOL, TIME_TOOL], "tool_choice": named}
-    ).json()
+    body = chat(sim, {"messages": [user("x")], "tools": [WEATHER_TOOL, TIME_TOOL], "tool_choice": named}).json()
     assert body["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "get_time"
 
     body = chat(sim, {"messages": [user("x")], "tools": [WEATHER_TOOL], "tool_choice": "none"}).json()

@@ -67,9 +67,7 @@ def test_key_valid_and_invalid(sim: Sim, path: str) -> None:
     r = sim.client.get(path, headers={"Authorization": "Bearer sk-or-v1-revoked"})
     assert r.status_code == 401 and r.json() == {"error": {"message": "User not found.", "code": 401}}
     r = httpx.get(sim.url + "/api/v1" + path)
-    assert r.status_code == 401 and r.json() == {
-        "error": {"message": "No auth credentials found", "code": 401}
-    }
+    assert r.status_code == 401 and r.json() == {"error": {"message": "No auth credentials found", "code": 401}}
     broke = sim.client.get(path, headers={"Authorization": "Bearer sk-or-v1-nocredit"}).json()["data"]
     assert broke["limit_remaining"] == 0
 
@@ -102,9 +100,7 @@ def test_embeddings_float_and_base64(sim: Sim) -> None:
         "is_byok": False,
     }
     vectors = [d["embedding"] for d in data["data"]]
-    assert [d["index"] for d in data["data"]] == [0, 1] and all(
-        d["object"] == "embedding" for d in data["data"]
-    )
+    assert [d["index"] for d in data["data"]] == [0, 1] and all(d["object"] == "embedding" for d in data["data"])
     assert all(len(v) == 64 and abs(math.fsum(x * x for x in v) - 1) < 1e-5 for v in vectors)
     assert vectors[0] != vectors[1]
 
@@ -122,9 +118,7 @@ def test_embeddings_float_and_base64(sim: Sim) -> None:
         "/embeddings", json={"model": body["model"], "input": "x"}, headers={"x-sim-embedding-dims": "8"}
     ).json()
     assert len(sized["data"][0]["embedding"]) == 8
-    tokens = sim.client.post(
-        "/embeddings", json={"model": body["model"], "input": [1, 2, 3], "dimensions": 4}
-    ).json()
+    tokens = sim.client.post("/embeddings", json={"model": body["model"], "input": [1, 2, 3], "dimensions": 4}).json()
     assert len(tokens["data"]) == 1 and tokens["usage"]["prompt_tokens"] == 4
     assert sim.last()["usage"] == tokens["usage"]
 
@@ -132,14 +126,9 @@ def test_embeddings_float_and_base64(sim: Sim) -> None:
 def test_embeddings_errors(sim: Sim) -> None:
     model = "openai/text-embedding-3-small"
     assert sim.client.post("/embeddings", json={"model": model, "input": []}).status_code == 400
-    assert (
-        sim.client.post("/embeddings", json={"model": model, "input": "x", "dimensions": 0}).status_code
-        == 400
-    )
+    assert sim.client.post("/embeddings", json={"model": model, "input": "x", "dimensions": 0}).status_code == 400
     assert sim.client.post("/embeddings", json={"model": "nope", "input": "x"}).status_code == 400
-    r = sim.client.post(
-        "/embeddings", json={"model": model, "input": "x"}, headers={"x-sim-fail-status": "503"}
-    )
+    r = sim.client.post("/embeddings", json={"model": model, "input": "x"}, headers={"x-sim-fail-status": "503"})
     assert r.status_code == 503 and r.headers["retry-after"] == "1"
     r = sim.client.post(
         "/embeddings", json={"model": model, "input": "x"}, headers={"Authorization": "Bearer nocredit"}
@@ -154,10 +143,7 @@ def test_request_log_and_reset(sim: Sim) -> None:
         headers={"X-Title": "Sim Test", "HTTP-Referer": "https://example.com"},
     )
     entry = sim.last()
-    assert (
-        entry["headers"]["x-title"] == "Sim Test"
-        and entry["headers"]["http-referer"] == "https://example.com"
-    )
+    assert entry["headers"]["x-title"] == "Sim Test" and entry["headers"]["http-referer"] == "https://example.com"
     assert entry["headers"]["authorization"] == f"Bearer {KEY}"
     assert entry["body"]["model"] == "openai/gpt-4o" and entry["stream"] is False
     for _ in range(205):

@@ -19,9 +19,7 @@ def stream_body(body: dict[str, Any]) -> dict[str, Any]:
     return {"model": "openai/gpt-4o-mini", "stream": True, **body}
 
 
-def read_events(
-    sim: Sim, body: dict[str, Any], **headers: str
-) -> tuple[httpx.Response, list[tuple[float, str]]]:
+def read_events(sim: Sim, body: dict[str, Any], **headers: str) -> tuple[httpx.Response, list[tuple[float, str]]]:
     """POST a stream and return the response and its SSE events (comments and data) with arrival times."""
     events: list[tuple[float, str]] = []
     with sim.client.stream("POST", "/chat/completions", json=stream_body(body), headers=headers) as r:
@@ -122,9 +120,7 @@ def test_stream_parallel_tool_calls_merge(sim: Sim) -> None:
     assert orjson.loads(calls[1]["arguments"]) == {"zone": "UTC"}
     assert all(c["fragments"] >= 3 for c in calls.values())  # header + 2+ argument fragments
     order = [
-        c["choices"][0]["delta"]["tool_calls"][0]["index"]
-        for c in chunks
-        if c["choices"][0]["delta"].get("tool_calls")
+        c["choices"][0]["delta"]["tool_calls"][0]["index"] for c in chunks if c["choices"][0]["delta"].get("tool_calls")
     ]
     assert order[:3] == [0, 1, 2] and order != sorted(order)  # interleaved by index
     finish = chunks[-2]["choices"][0]
@@ -180,9 +176,7 @@ def test_pre_stream_error_is_http_status(sim: Sim) -> None:
 def test_chunk_delay_frames_arrive_separately(sim: Sim) -> None:
     delay = 0.08
     start = time.perf_counter()
-    _, events = read_events(
-        sim, {"messages": [user("x")]}, **{"x-sim-chunk-delay-ms": "80", "x-sim-chunks": "4"}
-    )
+    _, events = read_events(sim, {"messages": [user("x")]}, **{"x-sim-chunk-delay-ms": "80", "x-sim-chunks": "4"})
     times = [t for t, line in events if line.startswith("data: ")]
     assert len(times) == 4 + 3  # content, finish, usage, [DONE]
     # The server waits before each of the 6 frames after the first: a hard lower bound.
@@ -194,9 +188,7 @@ def test_chunk_delay_frames_arrive_separately(sim: Sim) -> None:
 
 def test_latency_sends_keepalive_comments(sim: Sim) -> None:
     start = time.perf_counter()
-    _, events = read_events(
-        sim, {"messages": [user("x")]}, **{"x-sim-latency-ms": "350", "x-sim-keepalive-ms": "100"}
-    )
+    _, events = read_events(sim, {"messages": [user("x")]}, **{"x-sim-latency-ms": "350", "x-sim-keepalive-ms": "100"})
     first_data = next(i for i, (_, line) in enumerate(events) if line.startswith("data: "))
     comments = [line for _, line in events[:first_data]]
     assert comments == [COMMENT] * 4  # the initial comment + keep-alives at 100, 200 and 300 ms

@@ -15,6 +15,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -163,6 +164,20 @@ def getatt(value: Json) -> tuple[str, str] | None:
     return None
 
 
+def ref_name(value: Json) -> str:
+    """The logical id `value` refers to (it must be a Ref)."""
+    name = ref(value)
+    assert name is not None, f"not a Ref: {value}"
+    return name
+
+
+def getatt_of(value: Json) -> tuple[str, str]:
+    """The (resource, attribute) of `value` (it must be an Fn::GetAtt)."""
+    att = getatt(value)
+    assert att is not None, f"not an Fn::GetAtt: {value}"
+    return att
+
+
 def branches(value: Json) -> list[Json]:
     """Both sides of an Fn::If (a conditional statement counts as granted), minus AWS::NoValue."""
     if isinstance(value, dict) and set(value) == {"Fn::If"}:
@@ -186,7 +201,7 @@ def role_statements(template: Json) -> dict[str, list[Json]]:
     for policy in of_type(template, "AWS::IAM::Policy").values():
         props = policy["Properties"]
         for role in props["Roles"]:
-            out[ref(role)].extend(statements(props["PolicyDocument"]))
+            out[ref_name(role)].extend(statements(props["PolicyDocument"]))
     return out
 
 
@@ -195,7 +210,7 @@ def env(function: Json) -> dict[str, Json]:
 
 
 def function_of_url(template: Json, url_name: str) -> str:
-    return ref(template["Resources"][url_name]["Properties"]["TargetFunctionArn"])
+    return ref_name(template["Resources"][url_name]["Properties"]["TargetFunctionArn"])
 
 
 def lint_report(matches: list[Any]) -> str:
@@ -203,12 +218,12 @@ def lint_report(matches: list[Any]) -> str:
 
 
 # ---------------------------------------------------------------- linting
-def test_cfn_lint_on_sam_template_has_no_errors(check):
+def test_cfn_lint_on_sam_template_has_no_errors(check: ModuleType) -> None:
     matches = check.lint(TEMPLATE)
     assert not check.errors(matches), lint_report(matches)
 
 
-def test_cfn_lint_on_translated_template_has_no_errors(check, translated, tmp_path):
+def test_cfn_lint_on_translated_template_has_no_errors(check: ModuleType, translated: Json, tmp_path: Path) -> None:
     out = tmp_path / "translated.json"
     out.write_text(json.dumps(translated), encoding="utf-8")
     matches = check.lint(out, ignore=check.TRANSLATED_IGNORE)
@@ -216,7 +231,7 @@ def test_cfn_lint_on_translated_template_has_no_errors(check, translated, tmp_pa
 
 
 # ---------------------------------------------------------------- functions
-def test_every_function_is_python312_or_newer_on_arm64(translated):
+def test_every_function_is_python312_or_newer_on_arm64(translated: Json) -> None:
     functions = of_type(translated, "AWS::Lambda::Function")
     assert set(functions) == ALL_FUNCTIONS
     for name, fn in functions.items():
@@ -226,7 +241,7 @@ def test_every_function_is_python312_or_newer_on_arm64(translated):
         assert fn["Properties"]["Architectures"] == ["arm64"], name
 
 
-def test_globals_lists_are_not_duplicated(source, translated):
+def test_globals_lists_are_not_duplicated(source: Json, translated: Json) -> None:
     layer = next(iter(of_type(translated, "AWS::Lambda::LayerVersion")))
     for name, fn in of_type(translated, "AWS::Lambda::Function").items():
         layers = [json.dumps(x, sort_keys=True) for x in fn["Properties"]["Layers"]]
@@ -242,7 +257,7 @@ def test_globals_lists_are_not_duplicated(source, translated):
             assert {"Ref": "GatewayLayer"} not in props.get("Layers", []), name
 
 
-def test_chat_runs_behind_the_lambda_web_adapter(translated):
+def test_chat_runs_behind_the_lambda_web_adapter(translated: Json) -> None:
     chat = translated["Resources"]["ChatFunction"]["Properties"]
     assert chat["Handler"] == "run.sh"
     variables = env(translated["Resources"]["ChatFunction"])
@@ -255,7 +270,7 @@ def test_chat_runs_behind_the_lambda_web_adapter(translated):
     assert ref(chat["Timeout"]) == "ChatTimeout"
 
 
-def test_environment_variables(translated):
+def test_environment_variables(translated: Json) -> None:
     functions = of_type(translated, "AWS::Lambda::Function")
     for name, fn in functions.items():
         missing = GLOBAL_ENV - set(env(fn))
@@ -272,7 +287,7 @@ def test_environment_variables(translated):
     assert ref(env(functions["ImagesFunction"])["IMAGES_BUCKET"]) == "ImagesBucket"
 
 
-def test_vpc_config_only_when_subnets_are_given(translated):
+def test_vpc_config_only_when_subnets_are_given(translated: Json) -> None:
     for name, fn in of_type(translated, "AWS::Lambda::Function").items():
         vpc = fn["Properties"]["VpcConfig"]
         assert vpc["Fn::If"][0] == "UseVpc", name
@@ -282,11 +297,9 @@ def test_vpc_config_only_when_subnets_are_given(translated):
 
 
 # ---------------------------------------------------------------- function URLs
-def test_url_invoke_modes(translated):
+def test_url_invoke_modes(translated: Json) -> None:
     urls = of_type(translated, "AWS::Lambda::Url")
-    modes = {
-        function_of_url(translated, n): u["Properties"].get("InvokeMode", "BUFFERED") for n, u in urls.items()
-    }
+    modes = {function_of_url(translated, n): u["Properties"].get("InvokeMode", "BUFFERED") for n, u in urls.items()}
     assert set(modes) == URL_FUNCTIONS
     assert modes.pop("ChatFunction") == "RESPONSE_STREAM"
     assert set(modes.values()) == {"BUFFERED"}
@@ -294,11 +307,11 @@ def test_url_invoke_modes(translated):
         assert url["Properties"]["AuthType"] == "NONE"  # the app authenticates every request
 
 
-def test_each_url_has_both_public_permissions(translated):
+def test_each_url_has_both_public_permissions(translated: Json) -> None:
     permissions = of_type(translated, "AWS::Lambda::Permission")
     by_function: dict[str, list[dict[str, Any]]] = {}
     for perm in permissions.values():
-        by_function.setdefault(ref(perm["Properties"]["FunctionName"]), []).append(perm["Properties"])
+        by_function.setdefault(ref_name(perm["Properties"]["FunctionName"]), []).append(perm["Properties"])
     assert set(by_function) == URL_FUNCTIONS  # no other function is publicly invocable
     for name, perms in by_function.items():
         assert len(perms) == 2, name
@@ -316,8 +329,8 @@ def key_policy_grants(translated: Json) -> dict[str, set[str]]:
         assert st["Effect"] == "Allow", st
         assert "NotAction" not in st and "NotPrincipal" not in st, st
         for principal in as_list(st["Principal"]["AWS"]):
-            if getatt(principal):
-                label = getatt(principal)[0]
+            if att := getatt(principal):
+                label = att[0]
             elif ":root" in json.dumps(principal):
                 label = "root"
             else:
@@ -326,7 +339,7 @@ def key_policy_grants(translated: Json) -> dict[str, set[str]]:
     return grants
 
 
-def test_key_policy_root_administers_only(translated):
+def test_key_policy_root_administers_only(translated: Json) -> None:
     root = key_policy_grants(translated)["root"]
     assert "kms:PutKeyPolicy" in root or "kms:Put*" in root  # the stack must stay updatable
     for pattern in root:
@@ -335,13 +348,13 @@ def test_key_policy_root_administers_only(translated):
         assert not used, f"root's {pattern} allows {used}"
 
 
-def test_key_policy_crypto_principals(translated):
+def test_key_policy_crypto_principals(translated: Json) -> None:
     grants = key_policy_grants(translated)
     grants.pop("root")
     assert {k: v for k, v in grants.items()} == KEY_POLICY_CRYPTO
 
 
-def test_key_rotation_and_retain_policies(translated):
+def test_key_rotation_and_retain_policies(translated: Json) -> None:
     res = translated["Resources"]
     assert res["ByokKey"]["Properties"]["EnableKeyRotation"] is True
     for name in ("ByokKey", "JwtSecret", "AdminApiKeySecret"):
@@ -350,13 +363,13 @@ def test_key_rotation_and_retain_policies(translated):
 
 
 # ---------------------------------------------------------------- IAM
-def test_each_function_has_its_own_role(translated):
+def test_each_function_has_its_own_role(translated: Json) -> None:
     functions = of_type(translated, "AWS::Lambda::Function")
-    roles = {name: getatt(fn["Properties"]["Role"])[0] for name, fn in functions.items()}
+    roles = {name: getatt_of(fn["Properties"]["Role"])[0] for name, fn in functions.items()}
     assert roles == FUNCTION_ROLE
 
 
-def test_each_role_has_exactly_the_expected_actions(translated):
+def test_each_role_has_exactly_the_expected_actions(translated: Json) -> None:
     granted = role_statements(translated)
     assert set(granted) == set(EXPECTED_ROLE_ACTIONS)
     for role, expected in EXPECTED_ROLE_ACTIONS.items():
@@ -371,7 +384,7 @@ def test_each_role_has_exactly_the_expected_actions(translated):
 DB_ONLY_ROLES = {"UsageSummaryRole", "MigrateRole"}  # metrics go out as EMF log lines: no CloudWatch API
 
 
-def test_role_resources_are_scoped(translated):
+def test_role_resources_are_scoped(translated: Json) -> None:
     for role, sts in role_statements(translated).items():
         cloud_key = 0
         for st in sts:
@@ -396,14 +409,14 @@ def test_role_resources_are_scoped(translated):
         assert cloud_key == (1 if role in CLOUD_KEY_ROLES else 0), role
 
 
-def test_cloud_key_secret_access_is_conditional(translated):
+def test_cloud_key_secret_access_is_conditional(translated: Json) -> None:
     for role in CLOUD_KEY_ROLES:
         doc = translated["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]
         conditional = [s for s in as_list(doc["Statement"]) if isinstance(s, dict) and "Fn::If" in s]
         assert [s["Fn::If"][0] for s in conditional] == ["HasCloudKeySecret"], role
 
 
-def test_lambda_roles_managed_policies(translated):
+def test_lambda_roles_managed_policies(translated: Json) -> None:
     for role in FUNCTION_ROLE.values():
         arns = translated["Resources"][role]["Properties"]["ManagedPolicyArns"]
         text = json.dumps(arns)
@@ -415,7 +428,7 @@ def test_lambda_roles_managed_policies(translated):
 
 
 # ---------------------------------------------------------------- schedule
-def test_usage_summary_schedule(translated):
+def test_usage_summary_schedule(translated: Json) -> None:
     schedules = of_type(translated, "AWS::Scheduler::Schedule")
     assert len(schedules) == 1
     props = next(iter(schedules.values()))["Properties"]
@@ -431,15 +444,13 @@ def test_usage_summary_schedule(translated):
 
 
 # ---------------------------------------------------------------- secrets, storage
-def test_no_plaintext_secret(source, translated):
+def test_no_plaintext_secret(source: Json, translated: Json) -> None:
     for name, secret in of_type(translated, "AWS::SecretsManager::Secret").items():
         props = secret["Properties"]
         assert "SecretString" not in props, name
         generated = props["GenerateSecretString"]
         assert generated["PasswordLength"] >= 64 and generated["ExcludePunctuation"] is True, name
-    assert translated["Resources"]["AdminApiKeySecret"]["Properties"]["GenerateSecretString"][
-        "ExcludeUppercase"
-    ]
+    assert translated["Resources"]["AdminApiKeySecret"]["Properties"]["GenerateSecretString"]["ExcludeUppercase"]
     secretish = re.compile(r"SECRET|PASSWORD|TOKEN|API_KEY|_KEY\b|_KEY_ID")
     for name, fn in of_type(translated, "AWS::Lambda::Function").items():
         for variable, value in env(fn).items():
@@ -451,7 +462,7 @@ def test_no_plaintext_secret(source, translated):
     assert not re.search(r"sk-or-|ik_[0-9a-f]{16}|(?<!Generate)SecretString:", raw)
 
 
-def test_images_bucket_and_queues(translated):
+def test_images_bucket_and_queues(translated: Json) -> None:
     bucket = translated["Resources"]["ImagesBucket"]["Properties"]
     assert bucket["PublicAccessBlockConfiguration"] == {
         "BlockPublicAcls": True,
@@ -467,7 +478,7 @@ def test_images_bucket_and_queues(translated):
 
 
 # ---------------------------------------------------------------- migrations
-def test_migrations_custom_resource_runs_on_every_relevant_change(translated):
+def test_migrations_custom_resource_runs_on_every_relevant_change(translated: Json) -> None:
     migrations = of_type(translated, "Custom::Migrations")
     assert list(migrations) == ["Migrations"]
     props = migrations["Migrations"]["Properties"]
@@ -480,7 +491,7 @@ def test_migrations_custom_resource_runs_on_every_relevant_change(translated):
 
 
 # ---------------------------------------------------------------- front door
-def test_front_door_routes_every_path_to_its_function_url(translated):
+def test_front_door_routes_every_path_to_its_function_url(translated: Json) -> None:
     dist = translated["Resources"]["FrontDoor"]
     assert dist["Condition"] == "UseFrontDoor"
     cond = translated["Conditions"]["UseFrontDoor"]
@@ -493,7 +504,7 @@ def test_front_door_routes_every_path_to_its_function_url(translated):
         assert select[0] == 2
         sep, url = select[1]["Fn::Split"]
         assert sep == "/"
-        fn_url, attr = getatt(url)
+        fn_url, attr = getatt_of(url)
         assert attr == "FunctionUrl"
         origin_function[origin["Id"]] = function_of_url(translated, fn_url)
         assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
@@ -509,12 +520,12 @@ def test_front_door_routes_every_path_to_its_function_url(translated):
             assert b["Compress"] is False
 
 
-def test_outputs(translated):
+def test_outputs(translated: Json) -> None:
     outputs = translated["Outputs"]
     urls = {
-        function_of_url(translated, getatt(o["Value"])[0])
+        function_of_url(translated, att[0])
         for o in outputs.values()
-        if getatt(o["Value"]) and getatt(o["Value"])[1] == "FunctionUrl"
+        if (att := getatt(o["Value"])) and att[1] == "FunctionUrl"
     }
     assert urls == URL_FUNCTIONS
     assert outputs["FrontDoorUrl"]["Condition"] == "UseFrontDoor"
@@ -527,9 +538,7 @@ def test_outputs(translated):
 def _defines(path: Path, name: str) -> bool:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == name for t in node.targets
-        ):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
             return True
         if isinstance(node, ast.ImportFrom) and any((a.asname or a.name) == name for a in node.names):
             return True
@@ -538,7 +547,7 @@ def _defines(path: Path, name: str) -> bool:
     return False
 
 
-def test_functions_build_with_makefiles(source):
+def test_functions_build_with_makefiles(source: Json) -> None:
     functions = {n: r for n, r in source["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
     assert set(functions) == ALL_FUNCTIONS
     for name, res in functions.items():
@@ -554,7 +563,7 @@ def test_functions_build_with_makefiles(source):
             assert _defines(code / f"{module}.py", attr), name
 
 
-def test_chat_run_script():
+def test_chat_run_script() -> None:
     script = ROOT / "functions" / "chat" / "run.sh"
     data = script.read_bytes()
     assert b"\r" not in data, "run.sh must have LF line endings"
@@ -565,7 +574,7 @@ def test_chat_run_script():
     assert re.search(r'exec python -m uvicorn .*--port "\$PORT".* app:app', text)
 
 
-def test_layer_builds_with_makefile(source):
+def test_layer_builds_with_makefile(source: Json) -> None:
     layer = source["Resources"]["GatewayLayer"]
     assert layer["Metadata"]["BuildMethod"] == "makefile"
     assert layer["Metadata"]["BuildArchitecture"] == "arm64"
@@ -586,7 +595,7 @@ def test_layer_builds_with_makefile(source):
     assert f"LAYER_PYTHON_VERSION ?= {runtimes[0].removeprefix('python')}" in makefile
 
 
-def test_samconfig_has_dev_and_prod():
+def test_samconfig_has_dev_and_prod() -> None:
     config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
     dev = config["default"]
     prod = config["prod"]
@@ -599,7 +608,7 @@ def test_samconfig_has_dev_and_prod():
 
 
 @pytest.mark.parametrize("name", ["sam-build", "sam-validate", "sam-deploy"])
-def test_sam_make_targets(name):
+def test_sam_make_targets(name: str) -> None:
     text = (ROOT / "infra" / "sam.mk").read_text(encoding="utf-8")
     assert re.search(rf"^{name}:", text, re.M)
     assert "SAM ?= sam" in text
