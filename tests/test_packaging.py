@@ -61,10 +61,10 @@ def test_the_lock_pins_every_runtime_dependency_with_hashes() -> None:
         version, _ = lock[name]
         assert req.specifier.contains(version, prereleases=True), f"{name}=={version} does not satisfy {line}"
     assert "psycopg-binary" in lock and "uvloop" in lock  # the extras' packages are locked too
-    for name, (_, hashes) in lock.items():
+    for pinned, (_, hashes) in lock.items():
         # uv hashes every wheel of a version, aarch64 and x86_64 alike, so one lock builds both layers
         # (tests/ops/test_layer_build.py builds each with --require-hashes).
-        assert hashes and all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for h in hashes), name
+        assert hashes and all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for h in hashes), pinned
 
 
 def test_migrations_ship_with_the_package() -> None:

@@ -78,9 +78,7 @@ def _run_wrk(
     try:
         seconds = max(1, round(duration_s))  # wrk takes whole seconds
         cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", script, url]
-        out = subprocess.run(
-            pinned(cmd, core), capture_output=True, text=True, timeout=duration_s + 30, check=False
-        )
+        out = subprocess.run(pinned(cmd, core), capture_output=True, text=True, timeout=duration_s + 30, check=False)
     finally:
         os.unlink(script)
     line = next((x for x in out.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
@@ -112,9 +110,7 @@ def _run_fallback(
     try:
         cmd = [sys.executable, __file__, url, body_file, str(connections), str(duration_s)]
         cmd += [f"{k}: {v}" for k, v in headers.items()]
-        out = subprocess.run(
-            pinned(cmd, core), capture_output=True, text=True, timeout=duration_s + 60, check=True
-        )
+        out = subprocess.run(pinned(cmd, core), capture_output=True, text=True, timeout=duration_s + 60, check=True)
     finally:
         os.unlink(body_file)
     result: dict[str, float | int | str | None] = json.loads(out.stdout)

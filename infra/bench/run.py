@@ -246,8 +246,13 @@ def _cpu_of(stack: Stack, litellm: peers.LiteLLM | None) -> dict[str, float]:
 
 
 def nonstream(
-    stack: Stack, litellm: peers.LiteLLM | None, concurrencies: list[int], duration: float, warmup: float,
-    profile: Path | None, repeat: int = 3,
+    stack: Stack,
+    litellm: peers.LiteLLM | None,
+    concurrencies: list[int],
+    duration: float,
+    warmup: float,
+    profile: Path | None,
+    repeat: int = 3,
 ) -> dict[str, Any]:
     """Each point is `repeat` rounds, the targets interleaved within a round (direct, gateway,
     LiteLLM, direct, ...), so a passing slowdown of the host hits all of them alike; the
@@ -272,15 +277,15 @@ def nonstream(
                 r["cpu_pct"] = {k: round(100 * (cpu1[k] - cpu0[k]) / wall, 1) for k in cpu1 if k in cpu0}
                 # CPU per request: how much work each process did, whatever else the host was doing.
                 done = max(1, int(r["requests"]))
-                r["cpu_ms_per_request"] = {
-                    k: round(1000 * (cpu1[k] - cpu0[k]) / done, 3) for k in cpu1 if k in cpu0
-                }
+                r["cpu_ms_per_request"] = {k: round(1000 * (cpu1[k] - cpu0[k]) / done, 3) for k in cpu1 if k in cpu0}
                 r["loadgen_cpu_pct"] = round(100 * float(r.pop("loadgen_cpu_s") or 0) / wall, 1)
                 if name == "gateway":
                     gateway_requests += int(r["requests"])
                 rounds[name].append(r)
-                _log(f"c={c:<3} {name:8} round {i + 1}/{repeat}  p50 {r['p50_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms"
-                     f"  {r['rps']:.0f} req/s  non-2xx {r['non2xx']}  cpu {r['cpu_pct']}")
+                _log(
+                    f"c={c:<3} {name:8} round {i + 1}/{repeat}  p50 {r['p50_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms"
+                    f"  {r['rps']:.0f} req/s  non-2xx {r['non2xx']}  cpu {r['cpu_pct']}"
+                )
         point: dict[str, Any] = {}
         for name, rs in rounds.items():
             chosen = dict(sorted(rs, key=lambda x: float(x["rps"]))[len(rs) // 2])
@@ -356,13 +361,9 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
             gaps.append(tb - ta)
             same_read += ra == rb
             close += (tb - ta) < STREAM_DELAY_MS / 4
-    per_index = [
-        median([s["events"][i][0] for s in ok if len(s["events"]) > i]) for i in range(STREAM_CHUNKS)
-    ]
+    per_index = [median([s["events"][i][0] for s in ok if len(s["events"]) > i]) for i in range(STREAM_CHUNKS)]
     # Each stream's mean spacing of its content events: (last - first) / (n - 1).
-    spacing = [
-        (s["events"][-1][0] - s["events"][0][0]) / (len(s["events"]) - 1) for s in ok if len(s["events"]) > 1
-    ]
+    spacing = [(s["events"][-1][0] - s["events"][0][0]) / (len(s["events"]) - 1) for s in ok if len(s["events"]) > 1]
     return {
         "streams": len(raw["streams"]),
         "non200": len(raw["streams"]) - len(ok),
@@ -394,9 +395,11 @@ def streaming(stack: Stack, concurrencies: list[int], duration: float) -> dict[s
             r = _analyse(_run_streams(url, body, headers, c, duration, max(c, 20)))
             r["gateway_cpu_s"] = round((tree_cpu(stack.gw.pid) if stack.gw else 0.0) - cpu0, 3)
             point[name] = r
-            _log(f"stream c={c:<3} {name:8} ttfc p50 {r['ttfc_p50_ms']:.2f} ms  gap p50 {r['gap_p50_ms']:.2f}"
-                 f" p99 {r['gap_p99_ms']:.2f}  streams {r['streams']}  wrong-count {r['wrong_event_count']}"
-                 f"  same-read {r['same_read_pairs']}  close {r['close_pairs']}  gateway cpu {r['gateway_cpu_s']} s")
+            _log(
+                f"stream c={c:<3} {name:8} ttfc p50 {r['ttfc_p50_ms']:.2f} ms  gap p50 {r['gap_p50_ms']:.2f}"
+                f" p99 {r['gap_p99_ms']:.2f}  streams {r['streams']}  wrong-count {r['wrong_event_count']}"
+                f"  same-read {r['same_read_pairs']}  close {r['close_pairs']}  gateway cpu {r['gateway_cpu_s']} s"
+            )
         d, g = point["direct"], point["gateway"]
         added = [
             gi - di
@@ -457,13 +460,17 @@ def table(res: dict[str, Any]) -> str:
                 r = p["gateway_over_litellm"]
                 row += f" {r['p50']:.3f} · {r['rps']:.1f}× |"
             lines.append(row)
-        lines.append(f"usage rows written: {ns.get('usage_rows_written')} for {ns.get('gateway_requests_timed')} "
-                     "timed gateway requests (plus warm-ups)")
+        lines.append(
+            f"usage rows written: {ns.get('usage_rows_written')} for {ns.get('gateway_requests_timed')} "
+            "timed gateway requests (plus warm-ups)"
+        )
     st = res.get("stream")
     if st:
         lines += ["", f"Streaming ({STREAM_CHUNKS} chunks, {STREAM_DELAY_MS} ms apart; ms)"]
-        head = ("| c | streams | TTFC p50 direct / gateway (p99) | added TTFC | added per chunk | gap p99 direct / "
-                "gateway | chunk latency vs direct p50 | events/stream | merged events / in one read |")
+        head = (
+            "| c | streams | TTFC p50 direct / gateway (p99) | added TTFC | added per chunk | gap p99 direct / "
+            "gateway | chunk latency vs direct p50 | events/stream | merged events / in one read |"
+        )
         lines += [head, "|" + "---|" * (head.count("|") - 1)]
         for c, p in st.items():
             d, g = p["direct"], p["gateway"]
@@ -522,8 +529,12 @@ def judge(res: dict[str, Any]) -> list[dict[str, Any]]:
         add(f"cold start {name}", f"≤ {goal:.0f} ms", f"{r['import_init_ms']:.0f} ms", r["import_init_ms"] <= goal)
     if cs:
         worst = max(cs.items(), key=lambda kv: kv[1]["rss_mb"])
-        add("RSS after init (max)", f"≤ {TARGETS['rss_mb']:.0f} MB", f"{worst[1]['rss_mb']:.1f} MB ({worst[0]})",
-            worst[1]["rss_mb"] <= TARGETS["rss_mb"])
+        add(
+            "RSS after init (max)",
+            f"≤ {TARGETS['rss_mb']:.0f} MB",
+            f"{worst[1]['rss_mb']:.1f} MB ({worst[0]})",
+            worst[1]["rss_mb"] <= TARGETS["rss_mb"],
+        )
     return out
 
 
@@ -541,14 +552,18 @@ def meta(args: argparse.Namespace, litellm_version: str | None) -> dict[str, Any
     cpu = ""
     try:
         cpu = next(
-            (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-             if ln.startswith("model name")),
+            (
+                ln.split(":", 1)[1].strip()
+                for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")
+            ),
             "",
         )
     except OSError:
         pass
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, check=False).stdout.strip()
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     wrk = loadgen.wrk_path()
     return {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -561,7 +576,9 @@ def meta(args: argparse.Namespace, litellm_version: str | None) -> dict[str, Any
         "load_generator": "wrk 1 thread, N connections (closed loop)" if wrk else "asyncio client (no wrk)",
         "pinning": (
             f"gateway / LiteLLM: taskset -c {GATEWAY_CORE}; simulator, load generator, runner, PostgreSQL: "
-            f"taskset -c {SHARED_CORE}" if have_taskset() else "none (no taskset or one core)"
+            f"taskset -c {SHARED_CORE}"
+            if have_taskset()
+            else "none (no taskset or one core)"
         ),
         "duration_s": args.duration,
         "repeat": args.repeat,

@@ -88,9 +88,7 @@ class _Stream:
                     self.events.append((at_ms, read_index))
 
 
-async def _one(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-) -> dict[str, Any]:
+async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> dict[str, Any]:
     t0 = time.perf_counter()
     writer.write(request)
     head = await reader.readuntil(b"\r\n\r\n")

@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +24,11 @@ import pytest
 from aigateway.auth import mint_jwt
 from aigateway.local import EmbeddedPostgres
 
-ServerThread = Any  # tests/conftest.py's loopback server (the `simulator` fixture)
-SQL = Callable[..., list[dict[str, Any]]]
+from tests.support import SQL, ServerThread, free_port
+
 CHAT, EMBED, IMAGE = "openai/gpt-4o-mini", "openai/text-embedding-3-small", "google/gemini-2.5-flash-image-preview"
 JWT_SECRET = "freeze-test-secret-0123456789abcdef"
 ADMIN_KEY = "ik_" + "f" * 64
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Frozen:
@@ -69,7 +61,9 @@ def served(pg: EmbeddedPostgres, simulator: ServerThread, sql: SQL) -> Iterator[
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "aigateway", "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     gw = Frozen(proc, f"http://127.0.0.1:{port}")
     deadline = time.monotonic() + 60
@@ -83,8 +77,11 @@ def served(pg: EmbeddedPostgres, simulator: ServerThread, sql: SQL) -> Iterator[
         time.sleep(0.1)
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     for model, out in ((CHAT, ["text"]), (EMBED, ["embeddings"]), (IMAGE, ["image"])):
-        r = gw.client.post("/api/ai/configurations", headers=admin, json={
-            "inputModality": ["text"], "outputModality": out, "provider": "openrouter", "modelId": model})
+        r = gw.client.post(
+            "/api/ai/configurations",
+            headers=admin,
+            json={"inputModality": ["text"], "outputModality": out, "provider": "openrouter", "modelId": model},
+        )
         assert r.status_code == 201, r.text
     # A quota that every call is charged against, so the charge is checked too.
     r = gw.client.put("/api/ai/limits", headers=admin, json={"perProject": {"tokensPerMonth": 10_000_000}})
@@ -125,8 +122,10 @@ def test_the_row_and_the_charge_exist_when_the_caller_has_the_last_byte(
         assert r.status_code == 200, content
         if body.get("stream"):
             assert content.rstrip().endswith((b'"done":true}', b"[DONE]")) or b'"done":true' in content
-        rows = sql("SELECT input_tokens, output_tokens, user_id FROM ai.usage WHERE request_id = %s",
-                   [r.headers["x-request-id"]])
+        rows = sql(
+            "SELECT input_tokens, output_tokens, user_id FROM ai.usage WHERE request_id = %s",
+            [r.headers["x-request-id"]],
+        )
         assert len(rows) == 1, f"{name}: no usage row while the gateway is frozen"
         assert rows[0]["user_id"] == "frozen-user" and (rows[0]["input_tokens"] or 0) > 0
         assert _charged(sql) > charged_before, f"{name}: the quota was not charged before the last byte"

@@ -196,9 +196,7 @@ class KeyResolver:
                 wrapper=wrapper.name,
                 masked=mask(key),
             )
-            await audit.record(
-                conn, self.db, actor=actor, action=SET_ACTION, details={"keySource": "byok"}, ip=ip
-            )
+            await audit.record(conn, self.db, actor=actor, action=SET_ACTION, details={"keySource": "byok"}, ip=ip)
         self.invalidate()
         log.info("BYOK OpenRouter key set (wrapper=%s)", wrapper.name)
 
@@ -207,9 +205,7 @@ class KeyResolver:
         async with self.db.transaction() as conn:
             if not await secrets_store.deactivate(conn, self.db, secrets_store.BYOK_OPENROUTER):
                 return False
-            await audit.record(
-                conn, self.db, actor=actor, action=REMOVE_ACTION, details={"keySource": "byok"}, ip=ip
-            )
+            await audit.record(conn, self.db, actor=actor, action=REMOVE_ACTION, details={"keySource": "byok"}, ip=ip)
         self.invalidate()
         log.info("BYOK OpenRouter key removed")
         return True
@@ -228,9 +224,7 @@ def read_cloud_secret(name: str, max_age_s: int) -> str | None:
     except Exception as exc:  # Powertools wraps every SDK failure in GetParameterError; classify by code
         code = aws_error_code(exc)
         if code in _CLOUD_ABSENT:
-            log.warning(
-                "cloud-managed OpenRouter key secret is not readable (%s); treating it as absent", code
-            )
+            log.warning("cloud-managed OpenRouter key secret is not readable (%s); treating it as absent", code)
             return None
         log.warning("reading the cloud-managed OpenRouter key failed: %s", code)
         raise GatewayError(
@@ -275,9 +269,7 @@ def parse_cloud_secret(value: object) -> str | None:
             candidate = text.get(field)
             if isinstance(candidate, str) and candidate.strip():
                 return candidate.strip()
-        log.warning(
-            "cloud-managed OpenRouter key secret has none of the fields %s", ", ".join(_CLOUD_JSON_FIELDS)
-        )
+        log.warning("cloud-managed OpenRouter key secret has none of the fields %s", ", ".join(_CLOUD_JSON_FIELDS))
         return None
     if isinstance(text, str) and text:
         return text

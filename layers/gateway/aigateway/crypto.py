@@ -91,18 +91,14 @@ class LocalKeyWrapper:
 
     def __init__(self, master_key: bytes) -> None:
         if len(master_key) != 32:
-            raise config_error(
-                "The local master key must be 32 bytes (AIGATEWAY_MASTER_KEY is base64 of 32 bytes)."
-            )
+            raise config_error("The local master key must be 32 bytes (AIGATEWAY_MASTER_KEY is base64 of 32 bytes).")
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         self._aead = AESGCM(master_key)
 
     def wrap(self, plaintext: bytes, context: dict[str, str]) -> bytes:
         nonce = secrets.token_bytes(_NONCE_BYTES)
-        return (
-            bytes([_LOCAL_VERSION]) + nonce + self._aead.encrypt(nonce, plaintext, canonical_context(context))
-        )
+        return bytes([_LOCAL_VERSION]) + nonce + self._aead.encrypt(nonce, plaintext, canonical_context(context))
 
     def unwrap(self, ciphertext: bytes, context: dict[str, str]) -> bytes:
         from cryptography.exceptions import InvalidTag
@@ -125,9 +121,7 @@ def _decode_master_key(text: str) -> bytes:
     try:
         raw = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
-        raise config_error(
-            "AIGATEWAY_MASTER_KEY is not valid base64 (expected base64 of 32 random bytes)."
-        ) from None
+        raise config_error("AIGATEWAY_MASTER_KEY is not valid base64 (expected base64 of 32 random bytes).") from None
     if len(raw) != 32:
         raise config_error(f"AIGATEWAY_MASTER_KEY must decode to 32 bytes, not {len(raw)}.")
     return raw
@@ -149,9 +143,7 @@ def load_or_create_master_key(home: Path) -> bytes:
                 f.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
             try:
                 os.link(tmp, path)
-                log.warning(
-                    "generated a new local master key at %s (mode 0600); keep it with the database", path
-                )
+                log.warning("generated a new local master key at %s (mode 0600); keep it with the database", path)
             except FileExistsError:
                 pass
         finally:
@@ -257,9 +249,7 @@ class KmsKeyWrapper:
             guard_aws_debug_logs()
             self._client_obj = boto3.client(
                 "kms",
-                config=Config(
-                    connect_timeout=3, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"}
-                ),
+                config=Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"}),
             )
         return self._client_obj
 
@@ -301,8 +291,7 @@ def key_wrapper_for(settings: Settings) -> KeyWrapper:
     if settings.on_aws:
         raise WrapperError(
             "configuration",
-            "This deployment runs on AWS but KMS_KEY_ID is not set: "
-            "BYOK keys must be protected by AWS KMS here.",
+            "This deployment runs on AWS but KMS_KEY_ID is not set: BYOK keys must be protected by AWS KMS here.",
             "Set KMS_KEY_ID on the function (the stack's BYOK key) and redeploy.",
         )
     if settings.master_key:

@@ -163,9 +163,7 @@ async def _block(
     svc: Services, principal: Principal, ip: str | None, details: dict[str, Any], message: str
 ) -> GatewayError:
     try:
-        await audit.record_now(
-            svc.db, actor=principal.actor, action="CONTENT_BLOCKED", details=details, ip=ip
-        )
+        await audit.record_now(svc.db, actor=principal.actor, action="CONTENT_BLOCKED", details=details, ip=ip)
     except Exception:  # the call stays blocked even if the audit row cannot be written
         log.exception("writing the CONTENT_BLOCKED audit record failed")
     return GatewayError(
@@ -203,7 +201,10 @@ async def check_content(
     except PolicyError:  # a stored pattern the current rules reject: fail closed, say so in the log
         log.error("configuration %s has a deny pattern that no longer passes the policy checks", config_id)
         raise await _block(
-            svc, principal, ip, {"configId": config_id, "reason": "invalid stored pattern"},
+            svc,
+            principal,
+            ip,
+            {"configId": config_id, "reason": "invalid stored pattern"},
             "The request was blocked by this deployment's content policy.",
         ) from None
     if index is not None:

@@ -80,9 +80,7 @@ class _Handlers:
         raw = await request.body() if request.method == "POST" else b""
         body = _parse(raw)
         logged = body if len(raw) <= LOG_BODY_LIMIT else {"_omitted_bytes": len(raw)}
-        entry = self.state.record(
-            request.method, scope["path"], scope["query_string"], scope["headers"], logged
-        )
+        entry = self.state.record(request.method, scope["path"], scope["query_string"], scope["headers"], logged)
         entry["stream"] = isinstance(body, dict) and body.get("stream") is True
         return entry, body
 
@@ -199,9 +197,7 @@ class _Handlers:
         except SimError as exc:
             return self._fail(entry, exc)
         total = 0.0 if "nocredit" in key else 100.0
-        return _json(
-            orjson.dumps({"data": {"total_credits": total, "total_usage": round(self.state.total_cost, 10)}})
-        )
+        return _json(orjson.dumps({"data": {"total_credits": total, "total_usage": round(self.state.total_cost, 10)}}))
 
     async def sim_requests(self, request: Request) -> Response:
         return _json(orjson.dumps({"requests": list(self.state.log)}))

@@ -218,11 +218,7 @@ def _plugin(body: dict[str, Any], plugin_id: str) -> dict[str, Any] | None:
     if not isinstance(plugins, list):
         return None
     for plugin in plugins:
-        if (
-            isinstance(plugin, dict)
-            and plugin.get("id") == plugin_id
-            and plugin.get("enabled", True) is not False
-        ):
+        if isinstance(plugin, dict) and plugin.get("id") == plugin_id and plugin.get("enabled", True) is not False:
             return plugin
     return None
 
@@ -363,9 +359,7 @@ def plan_chat(body: dict[str, Any], prompt: Prompt, model: str, controls: Contro
     )
 
 
-def _text_reply(
-    body: dict[str, Any], prompt: Prompt, snippet: str, controls: Controls
-) -> tuple[str, list[str], str]:
+def _text_reply(body: dict[str, Any], prompt: Prompt, snippet: str, controls: Controls) -> tuple[str, list[str], str]:
     """(content, chunks, finish_reason) of a plain-text or JSON answer."""
     if prompt.last_role == "tool":
         text = f"Simulated reply using the tool result: {_snippet(prompt.last_tool_text)}"

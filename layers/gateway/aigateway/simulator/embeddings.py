@@ -56,9 +56,7 @@ def read_inputs(raw: object) -> list[tuple[str, int]]:
         elif isinstance(item, list) and item and all(_is_int(x) for x in item):
             items.append(("n:" + ",".join(map(str, item)), len(item)))
         elif isinstance(item, dict) and isinstance(item.get("content"), list):
-            texts = [
-                p.get("text", "") for p in item["content"] if isinstance(p, dict) and p.get("type") == "text"
-            ]
+            texts = [p.get("text", "") for p in item["content"] if isinstance(p, dict) and p.get("type") == "text"]
             text = " ".join(t for t in texts if isinstance(t, str))
             items.append(("m:" + orjson.dumps(item["content"]).decode(), len(text.split())))
         else:
@@ -82,9 +80,7 @@ def _base64(vector: array) -> str:
     return base64.b64encode(vector.tobytes()).decode("ascii")
 
 
-def render_embeddings(
-    body: dict[str, Any], model: str, gen_id: str, default_dims: int
-) -> tuple[bytes, dict[str, Any]]:
+def render_embeddings(body: dict[str, Any], model: str, gen_id: str, default_dims: int) -> tuple[bytes, dict[str, Any]]:
     """(response body, usage) for a validated request body."""
     inputs = read_inputs(body.get("input"))
     dims = body.get("dimensions")

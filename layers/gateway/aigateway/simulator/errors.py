@@ -108,9 +108,7 @@ def provider_error(status: int, provider_name: str, model: str, retry_after: int
             limit_source="upstream_provider_shared_pool",
         )
     headers = {"retry-after": str(retry_after)} if status in (429, 503) else None
-    return SimError(
-        status, error_body(status, _MESSAGES.get(status, "Provider returned error"), metadata), headers
-    )
+    return SimError(status, error_body(status, _MESSAGES.get(status, "Provider returned error"), metadata), headers)
 
 
 def rate_limited(retry_after: int = 1) -> SimError:

@@ -120,9 +120,7 @@ def render_stream(plan: ChatPlan) -> StreamFrames:
                 "role": "assistant",
                 "content": "",
                 "reasoning": piece,
-                "reasoning_details": [
-                    {"type": "reasoning.text", "text": piece, "format": "unknown", "index": 0}
-                ],
+                "reasoning_details": [{"type": "reasoning.text", "text": piece, "format": "unknown", "index": 0}],
             }
         )
     deltas.extend({"role": "assistant", "content": piece} for piece in plan.chunks)

@@ -10,9 +10,7 @@ from psycopg.types.json import Jsonb
 from ..db import Conn, Database
 
 
-async def record(
-    conn: Conn, db: Database, *, actor: str, action: str, details: dict[str, Any], ip: str | None
-) -> None:
+async def record(conn: Conn, db: Database, *, actor: str, action: str, details: dict[str, Any], ip: str | None) -> None:
     """Write one audit record on `conn` (inside the caller's transaction when it has one)."""
     await conn.execute(
         db.q("INSERT INTO {s}.audit_logs (actor, action, details, ip_address) VALUES (%s, %s, %s, %s)"),

@@ -229,9 +229,7 @@ async def load(db: Database) -> tuple[dict[str, Any] | None, dict[str, dict[str,
 
 
 async def get_settings(db: Database) -> dict[str, Any] | None:
-    return await db.fetchone(
-        "SELECT body, updated_by, updated_at FROM {s}.limit_settings WHERE id = 'project'"
-    )
+    return await db.fetchone("SELECT body, updated_by, updated_at FROM {s}.limit_settings WHERE id = 'project'")
 
 
 async def put_settings(conn: Conn, db: Database, body: dict[str, Any], actor: str) -> None:

@@ -39,9 +39,7 @@ async def get_active(db: Database, name: str) -> StoredSecret | None:
     return StoredSecret.from_row(row) if row else None
 
 
-async def upsert(
-    conn: Conn, db: Database, name: str, *, ciphertext: bytes, wrapper: str, masked: str
-) -> None:
+async def upsert(conn: Conn, db: Database, name: str, *, ciphertext: bytes, wrapper: str, masked: str) -> None:
     """Store (or replace, and re-activate) the secret `name`."""
     await conn.execute(
         db.q(
