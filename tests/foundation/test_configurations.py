@@ -107,3 +107,15 @@ def test_validation_errors_name_the_field(gateway: Gateway) -> None:
     r = c.post("/api/ai/configurations", content=b"{not json", headers={**admin, "content-type": "application/json"})
     assert r.status_code == 400 and r.json()["error"] == "INVALID_INPUT"
     assert r.json()["nextActions"] == "Please ensure your request body contains valid JSON"
+
+
+def test_nul_characters_in_stored_strings_are_a_400_naming_the_field(gateway: Gateway) -> None:
+    """PostgreSQL text cannot hold NUL: refused at the edge, not a 500 from the database."""
+    base = {"inputModality": ["text"], "outputModality": ["text"], "modelId": "a/b"}
+    for field, value in (("systemPrompt", "be\x00brief"), ("modelId", "a/\x00b"), ("provider", "open\x00router"),
+                         ("contentPolicy", {"denyPatterns": ["bad\x00word"]})):
+        r = gateway.client.post("/api/ai/configurations", json={**base, field: value}, headers=gateway.admin())
+        assert r.status_code == 400, (field, r.text)
+        assert r.json()["message"].startswith(f"Validation error: {field}"), r.json()["message"]
+    r = gateway.client.get("/api/ai/usage", params={"userId": "x\x00y"}, headers=gateway.admin())
+    assert r.status_code == 400 and "userId" in r.json()["message"]

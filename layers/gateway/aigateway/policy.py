@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from .errors import CONTENT_BLOCKED, GatewayError
+from .schemas import NoNul
 from .store import audit
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ def check_pattern(pattern: str) -> re.Pattern[str]:
     return compiled
 
 
-DenyPattern = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PATTERN_CHARS)]
+DenyPattern = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PATTERN_CHARS), NoNul]
 
 
 class ContentPolicy(BaseModel):

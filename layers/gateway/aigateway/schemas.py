@@ -9,9 +9,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-ModelId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\u0000) characters")
+    return value
+
+
+# PostgreSQL text cannot hold NUL: a string that is stored is refused with a 400 naming it, not a 500.
+NoNul = AfterValidator(_no_nul)
+ModelId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NoNul]
 
 
 class _Lenient(BaseModel):

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..errors import invalid_input, not_found
 from ..policy import ContentPolicy
+from ..schemas import ModelId, NoNul
 from ..store import audit
 from ..store import configs as store
 from ..store.usage import money
@@ -19,15 +20,14 @@ router = APIRouter(tags=["configurations"])
 
 InModality = Literal["text", "image", "audio", "video", "file"]
 OutModality = Literal["text", "image", "audio", "embeddings"]
-ModelId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-Prompt = Annotated[str, StringConstraints(max_length=50_000)]
+Prompt = Annotated[str, StringConstraints(max_length=50_000), NoNul]
 
 
 class ConfigurationIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     inputModality: list[InModality] = Field(min_length=1, max_length=5)
     outputModality: list[OutModality] = Field(min_length=1, max_length=4)
-    provider: Annotated[str, StringConstraints(min_length=1, max_length=255)] = "openrouter"
+    provider: Annotated[str, StringConstraints(min_length=1, max_length=255), NoNul] = "openrouter"
     modelId: ModelId
     systemPrompt: Prompt | None = None
     fallbackModels: list[ModelId] | None = Field(default=None, max_length=5)

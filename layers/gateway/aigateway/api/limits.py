@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .. import limits
 from ..errors import not_found
+from ..schemas import NoNul
 from ..services import Services
 from ..store import audit
 from ..store import limits as store
@@ -33,7 +34,7 @@ _MAX_USD = 1e9
 Rate = Annotated[int, Field(ge=0, le=_MAX_RATE)]
 Tokens = Annotated[int, Field(ge=0, le=_MAX_TOKENS)]
 Usd = Annotated[float, Field(ge=0, le=_MAX_USD, allow_inf_nan=False)]
-UserId = Annotated[str, Path(min_length=1, max_length=255)]
+UserId = Annotated[str, Path(min_length=1, max_length=255), NoNul]
 
 
 class RuleIn(BaseModel):

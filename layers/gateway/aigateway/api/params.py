@@ -10,6 +10,8 @@ from uuid import UUID
 from fastapi import Query
 from pydantic import AfterValidator, BeforeValidator, StringConstraints
 
+from ..schemas import NoNul
+
 
 def _blank_is_none(value: Any) -> Any:
     return None if value == "" else value
@@ -30,7 +32,7 @@ def _utc(value: datetime | None) -> datetime | None:
 # ISO 8601 (`2026-05-01T00:00:00Z`, offsets allowed, or a bare date); naive means UTC.
 Timestamp = Annotated[datetime | None, BeforeValidator(_plus_restored), AfterValidator(_utc)]
 OptionalUUID = Annotated[UUID | None, BeforeValidator(_blank_is_none)]
-Filter = Annotated[Annotated[str, StringConstraints(max_length=256)] | None, BeforeValidator(_blank_is_none)]
+Filter = Annotated[Annotated[str, StringConstraints(max_length=256), NoNul] | None, BeforeValidator(_blank_is_none)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 GroupBy = Annotated[Literal["day", "model", "user"] | None, BeforeValidator(_blank_is_none)]
