@@ -112,8 +112,12 @@ def test_validation_errors_name_the_field(gateway: Gateway) -> None:
 def test_nul_characters_in_stored_strings_are_a_400_naming_the_field(gateway: Gateway) -> None:
     """PostgreSQL text cannot hold NUL: refused at the edge, not a 500 from the database."""
     base = {"inputModality": ["text"], "outputModality": ["text"], "modelId": "a/b"}
-    for field, value in (("systemPrompt", "be\x00brief"), ("modelId", "a/\x00b"), ("provider", "open\x00router"),
-                         ("contentPolicy", {"denyPatterns": ["bad\x00word"]})):
+    for field, value in (
+        ("systemPrompt", "be\x00brief"),
+        ("modelId", "a/\x00b"),
+        ("provider", "open\x00router"),
+        ("contentPolicy", {"denyPatterns": ["bad\x00word"]}),
+    ):
         r = gateway.client.post("/api/ai/configurations", json={**base, field: value}, headers=gateway.admin())
         assert r.status_code == 400, (field, r.text)
         assert r.json()["message"].startswith(f"Validation error: {field}"), r.json()["message"]
