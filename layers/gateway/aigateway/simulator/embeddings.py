@@ -65,7 +65,7 @@ def read_inputs(raw: object) -> list[tuple[str, int]]:
 
 
 @lru_cache(maxsize=4096)
-def embedding_vector(key: str, dimensions: int) -> array:
+def embedding_vector(key: str, dimensions: int) -> array[float]:
     """A float32 unit vector seeded by ``key`` (cached)."""
     seed = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
     raw = array("h", random.Random(seed).randbytes(2 * dimensions))
@@ -73,7 +73,7 @@ def embedding_vector(key: str, dimensions: int) -> array:
     return array("f", [x / norm for x in raw])
 
 
-def _base64(vector: array) -> str:
+def _base64(vector: array[float]) -> str:
     if sys.byteorder == "big":  # pragma: no cover - every platform we run on is little-endian
         vector = array("f", vector)
         vector.byteswap()
