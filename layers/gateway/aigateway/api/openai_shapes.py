@@ -13,12 +13,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .. import sse
+from ..errors import AI_UPSTREAM_UNAVAILABLE, GatewayError
 from ..flows.chat import ChatStream
 from ..flows.common import Answer
 from ..flows.embeddings import served_model
 from ..flows.stream_state import ToolCallAssembler
 from ..store.configs import ActiveModel
 from ..usage import Usage
+from .failures import error_body
 from .responses import KEEPALIVE
 
 DONE_FRAME = b"data: [DONE]\n\n"
@@ -105,9 +107,10 @@ def _carries_nothing(choices: list[dict[str, Any]]) -> bool:
 
 
 def stream_error(message: str) -> bytes:
-    """The mid-stream failure frame the OpenAI SDKs raise on (`data: {"error": {...}}`)."""
-    error = {"message": message, "type": "server_error", "code": "AI_UPSTREAM_UNAVAILABLE", "param": None}
-    return sse.frame({"error": error})
+    """The mid-stream failure frame the OpenAI SDKs raise on (`data: {"error": {...}}`): the same
+    error object as failures.py renders for a 502 before the stream started."""
+    failure = GatewayError(AI_UPSTREAM_UNAVAILABLE, 502, message)
+    return sse.frame({"error": error_body(failure, "openai")["error"]})
 
 
 async def chat_frames(stream: ChatStream, *, include_usage: bool) -> AsyncIterator[bytes]:
