@@ -57,6 +57,7 @@ class FunctionSpec:
     timeout_s: int
     memory_mb: int
     environment: dict[str, str]
+    task_dir: Path | None = None  # the build output by default (Bundle.task)
 
     @property
     def behind_adapter(self) -> bool:
