@@ -152,18 +152,21 @@ def test_cold_starts(
     lines = [f"Lambda harness cold starts, median of {RUNS} fresh environments (ms):"]
     lines.append(f"{'function':<22}{'init':>8}{'health':>8}{'first':>8}{'warm':>8}{'init+health':>13}{'ratio':>7}")
     for name, figures in results.items():
-        init = _median(figures.get("init_ms") or figures.get("ready_ms", []))
-        health = _median(figures.get("health_ms", [0.0]))
-        first = _median(figures.get("first_call_ms", []))
-        warm = _median(figures.get("warm_call_ms", []))
+        init_ms = _median(figures.get("init_ms") or figures.get("ready_ms", []))
+        health_ms = _median(figures.get("health_ms", [0.0]))
+        first_ms = _median(figures.get("first_call_ms", []))
+        warm_ms = _median(figures.get("warm_call_ms", []))
         base = chat_floor if name in ("HelloWorldAsgi", "ChatFunction") else floor
-        total = init + health
-        lines.append(f"{name:<22}{init:>8.0f}{health:>8.1f}{first:>8.1f}{warm:>8.1f}{total:>13.0f}{total / base:>7.2f}")
+        total = init_ms + health_ms
+        lines.append(
+            f"{name:<22}{init_ms:>8.0f}{health_ms:>8.1f}{first_ms:>8.1f}{warm_ms:>8.1f}"
+            f"{total:>13.0f}{total / base:>7.2f}"
+        )
     report = "\n".join(lines)
     print("\n" + report)
-    out = Path(os.environ.get("AIGW_BENCH_OUT", "bench-results")) / "lambda-coldstart.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"runs": RUNS, "results": results, "report": report}, indent=2))
+    results_file = Path(os.environ.get("AIGW_BENCH_OUT", "bench-results")) / "lambda-coldstart.json"
+    results_file.parent.mkdir(parents=True, exist_ok=True)
+    results_file.write_text(json.dumps({"runs": RUNS, "results": results, "report": report}, indent=2))
     assert results  # the figures above are the product of this run
 
 
