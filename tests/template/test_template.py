@@ -825,3 +825,12 @@ def test_timeouts_fit_the_front_door(translated: Json) -> None:
     assert default(translated, "ImagesUpstreamTimeout") < default(translated, "ImagesTimeout")
     assert default(translated, "UpstreamTimeout") < default(translated, "Timeout")
     assert default(translated, "ChatUpstreamTimeout") < default(translated, "ChatTimeout")
+
+
+def test_chat_memory_is_its_own_lever(translated: Json) -> None:
+    functions = of_type(translated, "AWS::Lambda::Function")
+    cond, chat, otherwise = functions["ChatFunction"]["Properties"]["MemorySize"]["Fn::If"]
+    assert (cond, ref(chat), ref(otherwise)) == ("HasChatMemorySize", "ChatMemorySize", "MemorySize")
+    assert default(translated, "ChatMemorySize") == 0  # 0 = the same as every other function
+    for name in ALL_FUNCTIONS - {"ChatFunction"}:
+        assert ref(functions[name]["Properties"]["MemorySize"]) == "MemorySize", name
