@@ -61,7 +61,7 @@ def test_document_of_a_settled_stream() -> None:
     assert_emf(doc)
     (directive,) = doc["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == "AIGateway"
-    assert directive["Dimensions"] == [["Service"], ["Service", "Kind"]]
+    assert directive["Dimensions"] == [["Service"]]  # each dimension set multiplies the billed metrics
     names = {m["Name"] for m in directive["Metrics"]}
     assert names == {"Latency", "TimeToFirstByte", "InputTokens", "OutputTokens", "CostUSD"}
     assert (doc["Latency"], doc["TimeToFirstByte"], doc["InputTokens"], doc["OutputTokens"]) == (912.3, 180.0, 12, 30)

@@ -11,8 +11,9 @@ cost). The middleware prints the line when the request ends, for calls that were
 for every error; successful admin reads print nothing. A record settled outside a request
 (no middleware around it) is printed on its own.
 
-Dimensions stay few (Service, Kind, ErrorCode: each combination is a billed custom metric); the
-model and key source are plain properties, for Logs Insights.
+Dimensions stay few (Service, and ErrorCode for errors: each combination is a billed custom
+metric; the kind of call follows from the service); the model, kind and key source are plain
+properties, for Logs Insights.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def emf_document(
         directives.append(
             {
                 "Namespace": namespace,
-                "Dimensions": [["Service"], ["Service", "Kind"]],
+                "Dimensions": [["Service"]],
                 "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in values.items()],
             }
         )
