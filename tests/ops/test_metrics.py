@@ -3,6 +3,7 @@ nothing locally. The document shape is checked against the EMF rules CloudWatch 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -141,3 +142,27 @@ def test_one_line_per_answered_call_over_http(
     assert plain["Kind"] == "chat" and plain["OutputTokens"] > 0 and "TimeToFirstByte" not in plain
     assert stream["OutputTokens"] > 0 and 0 < stream["TimeToFirstByte"] <= stream["Latency"]
     assert error["ErrorCode"] == "AI_INVALID_MODEL" and error["status"] == 400 and "OutputTokens" not in error
+
+
+def test_keep_alives_are_not_the_first_byte(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "aigateway-test-chat")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        await send({"type": "http.response.body", "body": b": keep-alive\n\n", "more_body": True})
+        await asyncio.sleep(0.05)
+        metrics.record_call(_record())
+        await send({"type": "http.response.body", "body": b'data: {"chunk": "hi"}\n\n', "more_body": False})
+
+    async def send(_: Any) -> None:
+        pass
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    asyncio.run(metrics.RequestMetrics(app)({"type": "http", "method": "POST", "path": "/"}, receive, send))
+    (doc,) = _emf_lines(capsys.readouterr().out)
+    assert_emf(doc)
+    assert doc["TimeToFirstByte"] >= 45 and doc["OutputTokens"] == 30 and doc["status"] == 200

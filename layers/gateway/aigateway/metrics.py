@@ -180,7 +180,8 @@ class RequestMetrics:
                         call.stream = True
             elif message["type"] == "http.response.body":
                 body = message.get("body", b"")
-                if body and call.first_byte_ms is None:
+                # SSE comments (relayed upstream keep-alives) are not the answer's first byte.
+                if body and call.first_byte_ms is None and not body.startswith(b":"):
                     call.first_byte_ms = (time.perf_counter() - call.started) * 1000
                 if call.status is not None and call.status >= 400 and len(error_body) <= _ERROR_BODY_LIMIT:
                     error_body.extend(body)
