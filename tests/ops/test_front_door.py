@@ -3,6 +3,7 @@ CloudFront front door sends them) reach the routes; the refusal is the gateway's
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -94,3 +95,27 @@ def test_without_a_secret_nothing_is_checked(gateway: Gateway) -> None:
 def test_an_empty_secret_is_a_configuration_error() -> None:
     with pytest.raises(ValueError):
         FrontDoor(lambda *_: None, secret="")  # type: ignore[arg-type]
+
+
+def test_a_stream_passes_through_the_check(guarded: Gateway) -> None:
+    ok = {HEADER: SECRET}
+    r = guarded.client.post(
+        "/api/ai/configurations",
+        headers={**ok, **guarded.admin()},
+        json={
+            "inputModality": ["text"],
+            "outputModality": ["text"],
+            "provider": "openrouter",
+            "modelId": "openai/gpt-4o-mini",
+        },
+    )
+    assert r.status_code == 201, r.text
+    body = {"model": "openai/gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "Count to 3"}]}
+    with guarded.client.stream("POST", "/api/ai/chat/completion", json=body, headers={**ok, **guarded.user()}) as s:
+        assert s.status_code == 200 and s.headers["content-type"].startswith("text/event-stream")
+        frames = [line for line in s.iter_lines() if line.startswith("data: ")]
+    assert len(frames) > 1 and json.loads(frames[-1].removeprefix("data: "))["done"] is True
+    # Without the header the SDK's stream path still gets a JSON error it can read.
+    refused = guarded.client.post("/api/ai/chat/completion", json=body, headers=guarded.user())
+    assert refused.headers["content-type"].startswith("application/json")
+    _refused(refused)
