@@ -116,9 +116,10 @@ def build_app(*routers: APIRouter, services: Services | None = None, title: str 
     app.include_router(health.router)
     for router in routers:
         app.include_router(router)
-    # Added last = outermost: request id first, then CORS (so 413s carry CORS headers), then the limit.
+    # Added last = outermost: request id, metrics, CORS (so 403s and 413s carry CORS headers), the
+    # front door, then the limit.
     app.add_middleware(BodyLimit, max_bytes=svc.settings.max_body_bytes)
-    if svc.settings.origin_secret:  # outside the body limit: a bypassing request is refused unread
+    if svc.settings.origin_secret:  # a request that bypassed CloudFront is refused unread
         app.add_middleware(FrontDoor, secret=svc.settings.origin_secret)
     app.add_middleware(
         CORSMiddleware,
