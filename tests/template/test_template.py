@@ -834,3 +834,17 @@ def test_chat_memory_is_its_own_lever(translated: Json) -> None:
     assert default(translated, "ChatMemorySize") == 0  # 0 = the same as every other function
     for name in ALL_FUNCTIONS - {"ChatFunction"}:
         assert ref(functions[name]["Properties"]["MemorySize"]) == "MemorySize", name
+
+
+def test_lambda_keeps_every_line_the_gateway_writes(translated: Json) -> None:
+    """logs.py writes Python's level names in "level"; Lambda reads a name it does not know (WARNING,
+    CRITICAL) or no level at all (the EMF metric lines) as INFO, and drops what is below its level."""
+    python_levels = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+    as_lambda_sees_it = {name: name if name in LAMBDA_LOG_LEVELS else "INFO" for name in python_levels}
+    mapping = translated["Mappings"]["LambdaLogLevel"]
+    for configured, row in mapping.items():
+        floor = LAMBDA_LOG_LEVELS.index(row["Application"])
+        written = python_levels[python_levels.index(configured) :]
+        for level in [*written, "(no level: EMF)"]:
+            seen = as_lambda_sees_it.get(level, "INFO")
+            assert LAMBDA_LOG_LEVELS.index(seen) >= floor, (configured, level)
