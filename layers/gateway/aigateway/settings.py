@@ -103,6 +103,10 @@ class Settings:
 
     log_level: str = "INFO"
 
+    # The secret the CloudFront front door adds to every origin request (api/front_door.py).
+    # Set, requests without it are refused: the function URLs are public.
+    origin_secret: str | None = None
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         e = os.environ if env is None else env
@@ -151,6 +155,7 @@ class Settings:
             key_cache_ttl_s=min(300.0, _float(e.get("KEY_CACHE_TTL_S"), 300.0)),
             models_cache_ttl_s=_float(e.get("MODELS_CACHE_TTL_S"), 300.0),
             log_level=(e.get("POWERTOOLS_LOG_LEVEL") or e.get("LOG_LEVEL") or "INFO").upper(),
+            origin_secret=_opt(e.get("AIGATEWAY_ORIGIN_SECRET")),
         )
 
     def with_overrides(self, **changes: object) -> Settings:
