@@ -85,6 +85,7 @@ def test_cold_starts(
     sql: SQL,
     aws: dict[str, str],
     aws_secret: Callable[[str], str],
+    front_door: dict[str, str],
     tmp_path: Path,
 ) -> None:
     sql("TRUNCATE ai.configs CASCADE")
@@ -116,7 +117,7 @@ def test_cold_starts(
     for _ in range(RUNS):
         for name in ("HelloWorld", *first_calls):
             spec = hello if name == "HelloWorld" else specs[name]
-            fn = BufferedEnvironment(bundle, spec, site_env)
+            fn = BufferedEnvironment(bundle, spec, site_env, edge_headers=front_door)
             try:
                 record(name, "init_ms", fn.wait_ready())
                 health = fn.invoke_url("GET", "/api/ai/health")
@@ -132,7 +133,7 @@ def test_cold_starts(
             finally:
                 fn.close()
         for name, spec in (("HelloWorldAsgi", chat_hello), ("ChatFunction", specs["ChatFunction"])):
-            chat = AdapterEnvironment(bundle, spec, site_env, port=free_port())
+            chat = AdapterEnvironment(bundle, spec, site_env, port=free_port(), edge_headers=front_door)
             try:
                 record(name, "ready_ms", chat.wait_ready())
                 if name == "ChatFunction":

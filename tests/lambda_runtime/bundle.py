@@ -152,8 +152,11 @@ def build_bundle(cache: Path | None = None) -> Bundle:
 class Resolver:
     """Resolves the intrinsic functions template.yaml uses in function properties."""
 
-    def __init__(self, template: dict[str, Any], refs: Mapping[str, str]) -> None:
+    def __init__(
+        self, template: dict[str, Any], refs: Mapping[str, str], secrets: Mapping[str, str] | None = None
+    ) -> None:
         self.template = template
+        self.secrets = dict(secrets or {})
         params = template.get("Parameters", {})
         self.refs = {k: str(v["Default"]) for k, v in params.items() if "Default" in v} | dict(refs)
         self.refs.setdefault("AWS::Region", "us-east-1")
@@ -165,6 +168,15 @@ class Resolver:
         return bool(self.value(self.template["Conditions"][name]))
 
     def value(self, node: Any) -> Any:
+        resolved = self._intrinsic(node)
+        if isinstance(resolved, str) and "{{resolve:secretsmanager:" in resolved:
+            # CloudFormation's dynamic reference: the secret's value, read at deploy time.
+            return re.sub(
+                r"\{\{resolve:secretsmanager:(.+?):SecretString(?::[^}]*)?\}\}", lambda m: self.secrets[m[1]], resolved
+            )
+        return resolved
+
+    def _intrinsic(self, node: Any) -> Any:
         if isinstance(node, list):
             return [self.value(n) for n in node]
         if not isinstance(node, dict):
@@ -200,12 +212,15 @@ class Resolver:
         return {key: self.value(arg)}
 
 
-def function_specs(refs: Mapping[str, str], template_path: Path = TEMPLATE) -> dict[str, FunctionSpec]:
-    """Every function of the template, with its environment as Lambda would set it."""
+def function_specs(
+    refs: Mapping[str, str], secrets: Mapping[str, str] | None = None, template_path: Path = TEMPLATE
+) -> dict[str, FunctionSpec]:
+    """Every function of the template, with its environment as Lambda would set it (`secrets`:
+    the values of the secrets that `{{resolve:secretsmanager:...}}` references name)."""
     from samtranslator.yaml_helper import yaml_parse
 
     template = yaml_parse(template_path.read_text(encoding="utf-8"))
-    resolve = Resolver(template, refs)
+    resolve = Resolver(template, refs, secrets)
     globals_ = template.get("Globals", {}).get("Function", {})
     specs = {}
     for logical_id, resource in template["Resources"].items():

@@ -71,6 +71,7 @@ def aws(moto_endpoint: str) -> dict[str, str]:
     sm = boto3.client("secretsmanager", **kw)
     jwt = sm.create_secret(Name="harness-jwt", SecretString="harness-jwt-" + secrets.token_hex(24))["ARN"]
     admin = sm.create_secret(Name="harness-admin-key", SecretString="ik_" + secrets.token_hex(32))["ARN"]
+    origin = sm.create_secret(Name="harness-origin-verify", SecretString=secrets.token_hex(32))["ARN"]
     key_id = boto3.client("kms", **kw).create_key()["KeyMetadata"]["KeyId"]
     sqs = boto3.client("sqs", **kw)
     queue = sqs.create_queue(QueueName="harness-usage-spool")["QueueUrl"]
@@ -79,6 +80,7 @@ def aws(moto_endpoint: str) -> dict[str, str]:
     return {
         "JwtSecret": jwt,
         "AdminApiKeySecret": admin,
+        "OriginVerifySecret": origin,
         "ByokKey": key_id,
         "ByokKey.Arn": f"arn:aws:kms:us-east-1:123456789012:key/{key_id}",
         "UsageSpoolQueue": queue,
@@ -104,8 +106,14 @@ def aws_secret(moto_endpoint: str) -> Callable[[str], str]:
 
 
 @pytest.fixture(scope="session")
-def specs(aws: dict[str, str]) -> dict[str, FunctionSpec]:
-    return function_specs(aws)
+def specs(aws: dict[str, str], aws_secret: Callable[[str], str]) -> dict[str, FunctionSpec]:
+    return function_specs(aws, {aws["OriginVerifySecret"]: aws_secret(aws["OriginVerifySecret"])})
+
+
+@pytest.fixture(scope="session")
+def front_door(aws: dict[str, str], aws_secret: Callable[[str], str]) -> dict[str, str]:
+    """The header CloudFront adds to every request it forwards to a function URL."""
+    return {"x-origin-verify": aws_secret(aws["OriginVerifySecret"])}
 
 
 @pytest.fixture(scope="session")
@@ -125,12 +133,14 @@ StartBuffered = Callable[..., BufferedEnvironment]
 
 
 @pytest.fixture
-def start_function(bundle: Bundle, specs: dict[str, FunctionSpec], site_env: dict[str, str]) -> Iterator[StartBuffered]:
+def start_function(
+    bundle: Bundle, specs: dict[str, FunctionSpec], site_env: dict[str, str], front_door: dict[str, str]
+) -> Iterator[StartBuffered]:
     """`start_function("ConfigsFunction", freeze=True, **env)`: a new execution environment."""
     started: list[BufferedEnvironment] = []
 
     def start(logical_id: str, *, freeze: bool = True, **env: str) -> BufferedEnvironment:
-        fn = BufferedEnvironment(bundle, specs[logical_id], site_env | env, freeze=freeze)
+        fn = BufferedEnvironment(bundle, specs[logical_id], site_env | env, freeze=freeze, edge_headers=front_door)
         started.append(fn)
         fn.wait_ready()
         return fn
@@ -142,9 +152,9 @@ def start_function(bundle: Bundle, specs: dict[str, FunctionSpec], site_env: dic
 
 @pytest.fixture
 def chat_function(
-    bundle: Bundle, specs: dict[str, FunctionSpec], site_env: dict[str, str]
+    bundle: Bundle, specs: dict[str, FunctionSpec], site_env: dict[str, str], front_door: dict[str, str]
 ) -> Iterator[AdapterEnvironment]:
-    fn = AdapterEnvironment(bundle, specs["ChatFunction"], site_env, port=free_port())
+    fn = AdapterEnvironment(bundle, specs["ChatFunction"], site_env, port=free_port(), edge_headers=front_door)
     fn.wait_ready()
     yield fn
     fn.close()

@@ -255,9 +255,17 @@ class _Process:
 class BufferedEnvironment:
     """A buffered function: awslambdaric on the Runtime API, invoked with function-URL events."""
 
-    def __init__(self, bundle: Bundle, spec: FunctionSpec, extra_env: Mapping[str, str], freeze: bool = True) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        spec: FunctionSpec,
+        extra_env: Mapping[str, str],
+        freeze: bool = True,
+        edge_headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.api = RuntimeAPI()
         self.spec = spec
+        self.edge_headers = dict(edge_headers or {})
         env = lambda_environment(spec, extra_env) | {"AWS_LAMBDA_RUNTIME_API": self.api.address}
         self.process = _Process(bundle, spec, env, [bundle.python, "-m", "awslambdaric", spec.handler])
         if freeze:
@@ -286,8 +294,13 @@ class BufferedEnvironment:
             raise TimeoutError(f"{self.spec.logical_id} timed out:\n{self.process.log()}")
         return inv
 
-    def invoke_url(self, method: str, path: str, **kw: Any) -> Invocation:
-        """A function URL request (see `url_event`); the raw invocation result."""
+    def invoke_url(self, method: str, path: str, *, direct: bool = False, **kw: Any) -> Invocation:
+        """A function URL request (see `url_event`) as the front door forwards it (its headers
+        added), or `direct` to the URL; the raw invocation result."""
+        if not direct and self.edge_headers:
+            given = kw.get("headers") or []
+            pairs = list(given.items()) if isinstance(given, Mapping) else list(given)
+            kw["headers"] = pairs + list(self.edge_headers.items())
         return self.invoke(url_event(method, path, **kw))
 
     def request(self, method: str, path: str, **kw: Any) -> UrlResponse:
@@ -302,9 +315,17 @@ class BufferedEnvironment:
 class AdapterEnvironment:
     """The chat function: its handler exec'd as the Web Adapter execs it, forwarded to over HTTP."""
 
-    def __init__(self, bundle: Bundle, spec: FunctionSpec, extra_env: Mapping[str, str], port: int) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        spec: FunctionSpec,
+        extra_env: Mapping[str, str],
+        port: int,
+        edge_headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.spec = spec
         self.port = port
+        self.edge_headers = dict(edge_headers or {})
         env = lambda_environment(spec, extra_env) | {"PORT": str(port)}
         self.process = _Process(bundle, spec, env, [f"{TASK_ROOT}/{spec.handler}"])
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=spec.timeout_s)
@@ -338,7 +359,8 @@ class AdapterEnvironment:
         self.wait_ready()
         self.process.thaw()
         context = {"http": {"method": method, "path": path, "sourceIp": "203.0.113.7"}, "requestId": str(uuid.uuid4())}
-        headers = {"x-amzn-request-context": json.dumps(context), **(kw.pop("headers", None) or {})}
+        edge = {} if kw.pop("direct", False) else self.edge_headers
+        headers = {"x-amzn-request-context": json.dumps(context), **edge, **(kw.pop("headers", None) or {})}
         with self.client.stream(method, path, headers=headers, **kw) as response:
             try:
                 yield response

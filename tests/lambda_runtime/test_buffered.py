@@ -58,6 +58,9 @@ def test_each_function_starts_from_the_built_read_only_bundle(start_function: St
         r = fn.request("GET", "/api/ai/health")
         assert r.status == 200, (name, r.body, fn.process.log())
         assert fn.process.frozen, "the environment is frozen once the response is posted"
+        # With the front door on, a caller that goes around CloudFront to the function URL is refused.
+        direct = fn.request("GET", "/api/ai/v1/models", direct=True)
+        assert direct.status == 403 and b"front door" in direct.body, (name, direct.body)
     # Nothing was written into the layer (it is mounted read-only, as /opt is on Lambda) and
     # nothing needed to be: every module of the package ships its CPython 3.12 bytecode.
     assert sorted(str(p) for p in bundle.layer.rglob("*")) == before

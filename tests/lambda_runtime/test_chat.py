@@ -72,3 +72,14 @@ def test_the_environment_is_reused_across_invocations(chat_function: AdapterEnvi
         for response in chat_function.stream("POST", "/api/ai/chat/completion", json=BODY, headers=user):
             assert response.status_code == 200, response.read()
     assert chat_function.process.proc.pid == pid and chat_function.process.alive()
+
+
+def test_readiness_is_no_error_and_going_around_the_front_door_is(
+    chat_function: AdapterEnvironment, user: dict[str, str]
+) -> None:
+    """The adapter's readiness probes (no front-door header) are answered and never counted as
+    errors; a caller who calls the function URL directly is refused."""
+    assert chat_function.ready_ms is not None
+    assert not [line for line in chat_function.process.output if '"Errors"' in line], chat_function.process.log()
+    for response in chat_function.stream("POST", "/api/ai/chat/completion", json=BODY, headers=user, direct=True):
+        assert response.status_code == 403 and b"front door" in response.read()

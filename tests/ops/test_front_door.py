@@ -49,15 +49,20 @@ def _refused(r: httpx.Response) -> dict[str, Any]:
 
 
 def test_a_request_without_the_header_is_refused(guarded: Gateway) -> None:
-    for path in ("/api/ai/health", "/api/ai/configurations", "/api/ai/chat/completion"):
+    for path in ("/api/ai/configurations", "/api/ai/chat/completion", "/api/ai/health/x", "/api/ai/v1/models"):
         body = _refused(guarded.client.get(path, headers=guarded.admin()))
         assert "front door" in body["message"]
+
+
+def test_the_health_check_is_the_one_exempt_path(guarded: Gateway) -> None:
+    """The Web Adapter's readiness probe comes on loopback, without the header, at every cold start."""
+    assert guarded.client.get("/api/ai/health").json() == {"status": "ok"}
 
 
 def test_a_wrong_secret_is_refused(guarded: Gateway) -> None:
     wrong = SECRET[:-1] + ("0" if SECRET[-1] != "0" else "1")  # same length, one character off
     for value in (wrong, "", SECRET + "x", SECRET[:10]):
-        _refused(guarded.client.get("/api/ai/health", headers={HEADER: value}))
+        _refused(guarded.client.get("/api/ai/configurations", headers={HEADER: value}))
 
 
 def test_the_refusal_speaks_the_openai_dialect_on_v1(guarded: Gateway) -> None:
@@ -66,7 +71,7 @@ def test_the_refusal_speaks_the_openai_dialect_on_v1(guarded: Gateway) -> None:
 
 
 def test_the_refusal_carries_cors_headers(guarded: Gateway) -> None:
-    r = guarded.client.get("/api/ai/health", headers={"Origin": "https://app.example"})
+    r = guarded.client.get("/api/ai/configurations", headers={"Origin": "https://app.example"})
     _refused(r)
     assert r.headers["access-control-allow-origin"] == "https://app.example"
 

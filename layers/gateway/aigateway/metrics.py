@@ -166,7 +166,8 @@ class RequestMetrics:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not enabled():
+        # The health check is the adapter's readiness probe and the load balancer's: not a call.
+        if scope["type"] != "http" or not enabled() or scope["path"] == "/api/ai/health":
             await self.app(scope, receive, send)
             return
         call = Call(started=time.perf_counter())

@@ -5,9 +5,11 @@ caller could skip CloudFront and its protections by calling a function URL direc
 adds a custom origin header carrying a secret to every request it forwards; with
 AIGATEWAY_ORIGIN_SECRET set, a request without the right value is a 403 in the caller's dialect.
 
-No path is exempt: the Lambda Web Adapter's readiness check calls uvicorn on loopback without the
-header, but it counts any status below 500 as ready, so the 403 it gets is enough. The header is
-removed once checked, so nothing downstream can forward or log it.
+One path is exempt, the health check (`{"status": "ok"}`, which discloses nothing): the Lambda
+Web Adapter's readiness check calls it on loopback, without the header, on every cold start of
+the chat function. The adapter would accept a 403 as ready, but each would be counted as an
+error in the request metrics and alarms. The header is removed once checked, so nothing
+downstream can forward or log it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .failures import error_response
 
 HEADER = "x-origin-verify"
 _HEADER = HEADER.encode()
+EXEMPT_PATH = "/api/ai/health"
 
 
 def _refusal() -> GatewayError:
@@ -42,7 +45,7 @@ class FrontDoor:
         self.secret = secret.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] == EXEMPT_PATH:
             await self.app(scope, receive, send)
             return
         given = b""
