@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.sdks.decoding import BOOL, DOUBLE, INT, STRING, Arr, Obj, assert_decodes, decode, opt, req
+from tests.sdks.decoding import DOUBLE, INT, STRING, Arr, Obj, assert_decodes, decode, opt, req
 from tests.support import Gateway, ServerThread, sim_chats, sim_reset
 
 CHAT = "openai/gpt-4o-mini"
@@ -135,7 +135,6 @@ SSE_CHUNK = Obj(
         ),
     }
 )
-_ = BOOL  # (no Bool in the AI models the Swift SDK decodes)
 
 
 # -- the SDK's requests and its SSE reader -------------------------------------------------------
