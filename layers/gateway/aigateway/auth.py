@@ -151,7 +151,14 @@ class Authenticator:
         return Principal(role=role, user_id=sub, email=email if isinstance(email, str) else None)
 
     def identify(self, authorization: str | None, x_api_key: str | None) -> Principal | None:
-        """The caller, None when no credentials were sent, GatewayError when they are wrong."""
+        """The caller, None when no credentials were sent, GatewayError when they are wrong.
+
+        A bearer token wins over `x-api-key`, which is read only when there is none. SDKs such as
+        InsForge's Python one send the app's key as `x-api-key` on every call and the signed-in
+        user's token as the bearer: the user is the caller (their id on usage rows, their limits,
+        no admin rights from the app's key), and a bad or expired user token is a 401 the app
+        must act on, never a silent fall back to the app's key.
+        """
         scheme, _, token = (authorization or "").strip().partition(" ")
         token = token.strip()
         if scheme.lower() == "bearer" and token:
