@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from ..errors import invalid_input, not_found
 from ..policy import ContentPolicy
-from ..schemas import ModelId, NoNul
+from ..schemas import ModelId, NoNul, RequestBody
 from ..store import audit
 from ..store import configs as store
 from ..store.usage import money
@@ -23,8 +23,7 @@ OutModality = Literal["text", "image", "audio", "embeddings"]
 Prompt = Annotated[str, StringConstraints(max_length=50_000), NoNul]
 
 
-class ConfigurationIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class ConfigurationIn(RequestBody):
     inputModality: list[InModality] = Field(min_length=1, max_length=5)
     outputModality: list[OutModality] = Field(min_length=1, max_length=4)
     provider: Annotated[str, StringConstraints(min_length=1, max_length=255), NoNul] = "openrouter"
@@ -34,8 +33,7 @@ class ConfigurationIn(BaseModel):
     contentPolicy: ContentPolicy | None = None
 
 
-class ConfigurationPatch(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class ConfigurationPatch(RequestBody):
     systemPrompt: Prompt | None = None
     fallbackModels: list[ModelId] | None = Field(default=None, max_length=5)
     contentPolicy: ContentPolicy | None = None

@@ -36,3 +36,15 @@ Filter = Annotated[Annotated[str, StringConstraints(max_length=256), NoNul] | No
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 GroupBy = Annotated[Literal["day", "model", "user"] | None, BeforeValidator(_blank_is_none)]
+
+
+def _unix_seconds_or_none(value: Any) -> Any:
+    """Only ASCII digits are a time: `²` passes `str.isdigit` but not `int()`. Anything else is
+    treated as a missing expiry, which the signature check refuses (403) like any bad link."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
+        return value
+    return None
+
+
+# The `expires` of a signed image link (api/images.py).
+LinkExpiry = Annotated[str | None, BeforeValidator(_unix_seconds_or_none)]
