@@ -9,6 +9,7 @@ from pydantic import Field, StringConstraints
 
 from ..errors import invalid_input, not_found
 from ..policy import ContentPolicy
+from ..request_policy import RequestPolicy, parse
 from ..schemas import ModelId, NoNul, RequestBody
 from ..store import audit
 from ..store import configs as store
@@ -31,15 +32,17 @@ class ConfigurationIn(RequestBody):
     systemPrompt: Prompt | None = None
     fallbackModels: list[ModelId] | None = Field(default=None, max_length=5)
     contentPolicy: ContentPolicy | None = None
+    requestPolicy: RequestPolicy | None = None
 
 
 class ConfigurationPatch(RequestBody):
     systemPrompt: Prompt | None = None
     fallbackModels: list[ModelId] | None = Field(default=None, max_length=5)
     contentPolicy: ContentPolicy | None = None
+    requestPolicy: RequestPolicy | None = None
 
 
-def _policy(p: ContentPolicy | None) -> dict[str, object] | None:
+def _policy(p: ContentPolicy | RequestPolicy | None) -> dict[str, object] | None:
     return p.model_dump() if p is not None else None
 
 
@@ -64,6 +67,8 @@ async def create_configuration(body: ConfigurationIn, request: Request, svc: Svc
             fallback_models=body.fallbackModels,
             content_policy=_policy(body.contentPolicy),
             set_policy="contentPolicy" in body.model_fields_set,
+            request_policy=_policy(body.requestPolicy),
+            set_request_policy="requestPolicy" in body.model_fields_set,
         )
         await audit.record(
             conn,
@@ -78,6 +83,7 @@ async def create_configuration(body: ConfigurationIn, request: Request, svc: Svc
                 "modelId": body.modelId,
                 "fallbackModels": body.fallbackModels,
                 "contentPolicy": _policy(body.contentPolicy),
+                "requestPolicy": _policy(body.requestPolicy),
             },
             ip=client_ip(request),
         )
@@ -99,6 +105,7 @@ async def list_configurations(svc: Svc, _: Admin) -> JSON:
                 "systemPrompt": r["system_prompt"],
                 "fallbackModels": r["fallback_models"],
                 "contentPolicy": r["content_policy"],
+                "requestPolicy": _policy(parse(r["request_policy"])),
                 "usageStats": {
                     "totalInputTokens": int(r["total_input_tokens"]),
                     "totalOutputTokens": int(r["total_output_tokens"]),
@@ -118,7 +125,7 @@ async def update_configuration(
     config_id: str, body: ConfigurationPatch, request: Request, svc: Svc, who: Admin
 ) -> JSON:
     fields = body.model_fields_set
-    if not fields & {"systemPrompt", "fallbackModels", "contentPolicy"}:
+    if not fields & {"systemPrompt", "fallbackModels", "contentPolicy", "requestPolicy"}:
         raise invalid_input("Validation error: systemPrompt: Required")
     changes: dict[str, object] = {}
     if "systemPrompt" in fields:
@@ -127,6 +134,8 @@ async def update_configuration(
         changes["fallback_models"] = body.fallbackModels or []
     if "contentPolicy" in fields:
         changes["content_policy"] = _policy(body.contentPolicy)
+    if "requestPolicy" in fields:
+        changes["request_policy"] = _policy(body.requestPolicy)
     if not store.is_uuid(config_id) or not await store.exists(svc.db, config_id):
         raise not_found("AI configuration not found")
     cid = config_id
