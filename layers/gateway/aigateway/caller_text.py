@@ -93,6 +93,8 @@ def chat_texts(req: ChatRequest, extra: dict[str, Any] | None = None) -> list[st
             out.append(tool.function.description)
         if tool.function.parameters:
             strings(tool.function.parameters, out)
+    if req.toolChoice is not None and not isinstance(req.toolChoice, str):
+        out.append(req.toolChoice.function.name)
     if req.webSearch and req.webSearch.searchPrompt:
         out.append(req.webSearch.searchPrompt)
     for key in _SCANNED_EXTRAS:

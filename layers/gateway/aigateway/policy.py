@@ -190,6 +190,11 @@ def scan(patterns: tuple[str, ...], texts: list[str], budget_s: float = SCAN_BUD
     return first_match(patterns, folded, budget_s - (time.monotonic() - started))
 
 
+def scans(policy: dict[str, Any] | None) -> bool:
+    """Whether the policy has deny patterns (callers skip collecting the texts when it has none)."""
+    return bool(policy and policy.get("denyPatterns"))
+
+
 def upstream_plugins(policy: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Plugins to add to the upstream body: OpenRouter's moderation when the policy asks for it."""
     return [{"id": "moderation"}] if policy and policy.get("moderation") else []

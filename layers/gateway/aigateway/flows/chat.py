@@ -192,9 +192,10 @@ async def prepare(
     messages = build_messages(config, req.messages)
     prompt_chars = _prompt_chars(messages)
     check_size(svc, model, prompt_chars)
-    await policy.check_content(
-        svc, ctx.principal, ctx.ip, config_id=config.id, policy=config.content_policy, texts=chat_texts(req, extra)
-    )
+    if policy.scans(config.content_policy):
+        await policy.check_content(
+            svc, ctx.principal, ctx.ip, config_id=config.id, policy=config.content_policy, texts=chat_texts(req, extra)
+        )
     admission = await limits.admit(svc, ctx.principal, ctx.ip, model=model, kind="chat")
     payload = upstream_payload(req, model, messages, config, max_tokens)
     if call_plugins:
