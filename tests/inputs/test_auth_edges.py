@@ -155,3 +155,11 @@ def test_spooled_usage_records_are_owner_only(tmp_path: Path) -> None:
     asyncio.run(FileSpool(folder).put(record))
     assert _mode(folder) == 0o700
     assert [_mode(f) for f in folder.iterdir()] == [0o600]
+
+
+@pytest.mark.parametrize("sub", ['"user\\ud800"', '"user\\u0000x"'])
+def test_a_subject_no_row_can_hold_is_an_invalid_token(gateway: Gateway, sub: str) -> None:
+    assert gateway.settings.jwt_secret
+    claims = '{"sub": %s, "role": "project_admin"}' % sub  # noqa: UP031 - raw JSON escapes
+    r = gateway.client.get(ROUTE, headers={"Authorization": f"Bearer {_token(gateway.settings.jwt_secret, claims)}"})
+    assert r.status_code == 401, r.text

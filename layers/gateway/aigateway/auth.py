@@ -167,6 +167,17 @@ class TokenRules:
             raise ValueError("JWT issuer")
 
 
+def _storable(value: Any) -> bool:
+    """A string the usage and audit rows can hold: no NUL, no unpaired surrogate (JSON allows both)."""
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def normalize_api_key(key: str) -> str:
     """Admin keys are `ik_<hex>`; a configured key without the prefix gets it (as InsForge does)."""
     key = key.strip()
@@ -220,13 +231,13 @@ class Authenticator:
             role = claims.get("role")
             role = "authenticated" if role is None else role
             sub = claims.get("sub")
-            if not isinstance(role, str) or role not in ROLES or (sub is not None and not isinstance(sub, str)):
+            if not isinstance(role, str) or role not in ROLES or (sub is not None and not _storable(sub)):
                 raise ValueError("JWT role or subject")
             self._rules.check(claims, role)
         except ValueError as exc:
             raise _invalid_token() from exc
         email = claims.get("email")
-        return Principal(role=role, user_id=sub, email=email if isinstance(email, str) else None)
+        return Principal(role=role, user_id=sub, email=email if _storable(email) else None)
 
     def identify(self, authorization: str | None, x_api_key: str | None) -> Principal | None:
         """The caller, None when no credentials were sent, GatewayError when they are wrong."""
