@@ -6,6 +6,8 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from .. import metrics
+
 if TYPE_CHECKING:
     from ..limits import Admission
     from ..services import Services
@@ -22,6 +24,7 @@ async def settle(svc: Services, admission: Admission | None, record: UsageRecord
     Concurrent calls share one insert and one charge statement per subject (`Services.usage`,
     `Services.charges`: group commit). Never raises: the answer is already paid for upstream.
     """
+    metrics.record_call(record)
     if admission is None:
         await svc.usage.record(record)
         return
