@@ -118,3 +118,15 @@ def test_non_ascii_digits_in_a_signed_image_link_are_refused(gateway: Gateway, v
     r = gateway.client.get("/api/ai/images/files/rid-0.png", params={"expires": value, "sig": "00"})
     assert r.status_code in (400, 403), r.text
     assert r.json()["error"] in ("INVALID_INPUT", "AUTH_UNAUTHORIZED")
+
+
+def test_a_refused_body_spends_no_rate_limit_slot(gateway: Gateway) -> None:
+    gateway.enable(MODEL)
+    limits = {"perUser": {"requestsPerMinute": 1, "burst": 0}, "perProject": {}, "exemptAdmins": True}
+    assert gateway.client.put("/api/ai/limits", json=limits, headers=gateway.admin()).status_code == 200
+    anon = gateway.user("anon", "anon-slots")
+    bad = _raw({"model": MODEL, "messages": [{"role": "user", "content": LONE}]})
+    for _ in range(3):
+        assert _post_raw(gateway, NATIVE, bad, anon).status_code == 400
+    good = gateway.client.post(NATIVE, json={"model": MODEL, "messages": USER_X}, headers=anon)
+    assert good.status_code == 200, good.text
