@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from ..errors import invalid_input, not_found
 from ..policy import ContentPolicy
-from ..schemas import ModelId, NoNul
+from ..request_policy import RequestPolicy, parse
+from ..schemas import ModelId, NoNul, RequestBody
 from ..store import audit
 from ..store import configs as store
 from ..store.usage import money
@@ -25,8 +26,7 @@ OutModality = Literal["text", "image", "audio", "embeddings"]
 Prompt = Annotated[str, StringConstraints(max_length=50_000), NoNul]
 
 
-class ConfigurationIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class ConfigurationIn(RequestBody):
     inputModality: list[InModality] = Field(min_length=1, max_length=5)
     outputModality: list[OutModality] = Field(min_length=1, max_length=4)
     provider: Annotated[str, StringConstraints(min_length=1, max_length=255), NoNul] = "openrouter"
@@ -34,16 +34,17 @@ class ConfigurationIn(BaseModel):
     systemPrompt: Prompt | None = None
     fallbackModels: list[ModelId] | None = Field(default=None, max_length=5)
     contentPolicy: ContentPolicy | None = None
+    requestPolicy: RequestPolicy | None = None
 
 
-class ConfigurationPatch(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class ConfigurationPatch(RequestBody):
     systemPrompt: Prompt | None = None
     fallbackModels: list[ModelId] | None = Field(default=None, max_length=5)
     contentPolicy: ContentPolicy | None = None
+    requestPolicy: RequestPolicy | None = None
 
 
-def _policy(p: ContentPolicy | None) -> dict[str, object] | None:
+def _policy(p: ContentPolicy | RequestPolicy | None) -> dict[str, object] | None:
     return p.model_dump() if p is not None else None
 
 
@@ -72,6 +73,8 @@ async def create_configuration(body: ConfigurationIn, request: Request, svc: Svc
             fallback_models=body.fallbackModels,
             content_policy=_policy(body.contentPolicy),
             set_policy="contentPolicy" in body.model_fields_set,
+            request_policy=_policy(body.requestPolicy),
+            set_request_policy="requestPolicy" in body.model_fields_set,
         )
         await audit.record(
             conn,
@@ -86,6 +89,7 @@ async def create_configuration(body: ConfigurationIn, request: Request, svc: Svc
                 "modelId": body.modelId,
                 "fallbackModels": body.fallbackModels,
                 "contentPolicy": _policy(body.contentPolicy),
+                "requestPolicy": _policy(body.requestPolicy),
             },
             ip=client_ip(request),
         )
@@ -108,6 +112,7 @@ async def list_configurations(svc: Svc, _: Admin) -> JSON:
                 "systemPrompt": r["system_prompt"],
                 "fallbackModels": r["fallback_models"],
                 "contentPolicy": r["content_policy"],
+                "requestPolicy": _policy(parse(r["request_policy"])),
                 "createdAt": iso_or_none(r["created_at"]),
                 "updatedAt": iso_or_none(r["updated_at"]),
                 "usageStats": {
@@ -129,7 +134,7 @@ async def update_configuration(
     config_id: str, body: ConfigurationPatch, request: Request, svc: Svc, who: Admin
 ) -> JSON:
     fields = body.model_fields_set
-    if not fields & {"systemPrompt", "fallbackModels", "contentPolicy"}:
+    if not fields & {"systemPrompt", "fallbackModels", "contentPolicy", "requestPolicy"}:
         raise invalid_input("Validation error: systemPrompt: Required")
     changes: dict[str, object] = {}
     if "systemPrompt" in fields:
@@ -138,6 +143,8 @@ async def update_configuration(
         changes["fallback_models"] = body.fallbackModels or []
     if "contentPolicy" in fields:
         changes["content_policy"] = _policy(body.contentPolicy)
+    if "requestPolicy" in fields:
+        changes["request_policy"] = _policy(body.requestPolicy)
     if not store.is_uuid(config_id) or not await store.exists(svc.db, config_id):
         raise not_found("AI configuration not found")
     cid = config_id
