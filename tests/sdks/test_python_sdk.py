@@ -17,7 +17,7 @@ from insforge import InsforgeClient
 from insforge.ai.models import AIChatMessage
 from insforge.exceptions import InsforgeHTTPError
 
-from tests.support import SQL, Gateway, wait_usage
+from tests.support import SQL, Gateway, MakeGateway, wait_usage
 
 CHAT = "openai/gpt-4o-mini"
 IMAGE = "google/gemini-2.5-flash-image-preview"
@@ -156,3 +156,13 @@ async def test_without_a_user_token_the_apps_key_is_the_caller(gateway: Gateway)
         with pytest.raises(InsforgeHTTPError) as caught:
             await wrong.ai.list_configurations()
     assert caught.value.status_code == 401 and caught.value.error == "AUTH_INVALID_API_KEY"
+
+
+async def test_list_models_without_an_upstream_key(make_gateway: MakeGateway) -> None:
+    gw = make_gateway(openrouter_api_key=None)
+    async with InsforgeClient(base_url=gw.url, api_key=gw.admin_key) as client:
+        models = await client.ai.list_models()
+    assert [(g.provider, g.configured, g.models) for g in (*models.text, *models.image)] == [
+        ("openrouter", False, []),
+        ("openrouter", False, []),
+    ]
