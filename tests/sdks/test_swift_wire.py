@@ -276,6 +276,15 @@ def test_chat_with_tools_and_multimodal_parts(gw: Gateway) -> None:
     assert_decodes(r.json(), CHAT_RESPONSE)
 
 
+def test_chat_with_web_search_annotations(gw: Gateway) -> None:
+    body = chat_body([{"role": "user", "content": "News?"}], webSearch={"enabled": True, "maxResults": 3})
+    r = post(gw, "chat/completion", anon(gw), body)
+    assert r.status_code == 200, r.text
+    res = r.json()
+    assert_decodes(res, CHAT_RESPONSE)
+    assert len(res["annotations"]) == 3 and all(a["urlCitation"]["url"].startswith("http") for a in res["annotations"])
+
+
 def test_chat_stream_every_delta_then_a_terminal_chunk(gw: Gateway) -> None:
     plain = post(gw, "chat/completion", anon(gw), chat_body([{"role": "user", "content": "Count"}])).json()
     s = swift_stream(gw, anon(gw), chat_body([{"role": "user", "content": "Count"}], stream=True))
