@@ -8,7 +8,7 @@ shown to share the chat flow's system prompt, gating, limits and usage.
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, cast
 
 import anthropic
 import httpx
@@ -335,7 +335,7 @@ def test_errors_raise_the_sdk_exception_classes(make_gateway: MakeGateway, sql: 
         ac.messages.create(
             model=MODEL,
             max_tokens=10,
-            messages=[{"role": "user", "content": [{"type": "video", "url": "x"}]}],  # type: ignore[list-item]
+            messages=cast(Any, [{"role": "user", "content": [{"type": "video", "url": "x"}]}]),
         )
     assert "messages.0.content" in bad_block.value.response.json()["error"]["message"]
 
