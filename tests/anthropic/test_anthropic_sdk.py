@@ -338,6 +338,14 @@ def test_errors_raise_the_sdk_exception_classes(make_gateway: MakeGateway, sql: 
             messages=cast(Any, [{"role": "user", "content": [{"type": "video", "url": "x"}]}]),
         )
     assert "messages.0.content" in bad_block.value.response.json()["error"]["message"]
+    with pytest.raises(anthropic.BadRequestError) as server_tool:
+        ac.messages.create(
+            model=MODEL,
+            max_tokens=10,
+            messages=user_says("hi"),
+            tools=[{"type": "web_search_20250305", "name": "web_search"}],
+        )
+    assert "tools.0" in server_tool.value.response.json()["error"]["message"]
 
     with pytest.raises(anthropic.NotFoundError) as unknown_model:
         ac.messages.create(model="anthropic/claude-opus-4", max_tokens=10, messages=user_says("hi"))
@@ -370,6 +378,8 @@ def test_errors_raise_the_sdk_exception_classes(make_gateway: MakeGateway, sql: 
     with pytest.raises(anthropic.NotFoundError) as count_tokens:
         ac.messages.count_tokens(model=MODEL, messages=user_says("hi"))
     assert count_tokens.value.response.json()["error"]["type"] == "not_found_error"
+    batches = gw.client.post("/api/ai/v1/messages/batches", json={"requests": []}, headers=gw.user())
+    assert batches.status_code == 404 and batches.json()["type"] == "error"
     r = gw.client.get("/api/ai/v1/messages", headers=gw.user())
     assert r.status_code == 405 and r.json()["error"]["type"] == "invalid_request_error"
 
