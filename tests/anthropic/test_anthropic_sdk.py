@@ -8,6 +8,7 @@ shown to share the chat flow's system prompt, gating, limits and usage.
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any, cast
 
 import anthropic
@@ -438,3 +439,30 @@ def test_no_credentials_is_401_in_anthropic_shape(gateway: Gateway) -> None:
         headers={**gateway.user(), "content-type": "application/json"},
     )
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"messages": [{"role": "user", "content": "hi \\ud800 there"}]},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "\\ud800"}]}]},
+        {"messages": user_says("x"), "top_k": 2**64},
+        {"messages": user_says("x"), "tools": [{"name": "f", "input_schema": "@NESTED@"}]},
+    ],
+)
+def test_unsendable_bodies_are_400_before_any_limit(gateway: Gateway, body: dict[str, Any]) -> None:
+    """What the JSON parser accepts but nothing downstream can carry: a 400 in Anthropic's shape."""
+    gateway.enable(MODEL)
+    nested: dict[str, Any] = {"type": "string"}
+    for _ in range(200):
+        nested = {"type": "object", "properties": {"x": nested}}
+    raw = json.dumps({"model": MODEL, "max_tokens": 10, **body}).replace('"@NESTED@"', json.dumps(nested))
+    r = gateway.client.post(
+        "/api/ai/v1/messages",
+        content=raw.replace("\\\\ud800", "\\ud800").encode(),
+        headers={**gateway.user(), "content-type": "application/json"},
+    )
+    assert r.status_code == 400, r.text
+    answer = r.json()
+    assert answer["type"] == "error" and answer["error"]["type"] == "invalid_request_error"
+    assert answer["error"]["code"] == "INVALID_INPUT" and answer["message"].startswith("Validation error: ")

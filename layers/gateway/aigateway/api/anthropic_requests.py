@@ -15,7 +15,8 @@ prompt, content policy, limits and usage are the native ones. The conversion:
 * `max_tokens` (required, as Anthropic requires it) → `maxTokens`, `top_p` → `topP`;
   `stop_sequences` → `stop` and `top_k` pass through to the upstream; `metadata` is ignored.
 
-Unknown keys are dropped; an unknown block or tool type is a 400 naming the field.
+Unknown keys are dropped; an unknown block or tool type is a 400 naming the field, and so is a
+value nothing downstream can carry (`RequestBody`: lone surrogates, deep nesting, huge integers).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..schemas import (
+    INT64_MAX,
     ChatRequest,
     ContentPart,
     FunctionCall,
@@ -34,6 +36,7 @@ from ..schemas import (
     ImageUrl,
     Message,
     ModelId,
+    RequestBody,
     TextPart,
     Tool,
     ToolCall,
@@ -147,7 +150,7 @@ AnthropicToolChoice = Annotated[
 ]
 
 
-class AnthropicRequest(_Lenient):
+class AnthropicRequest(RequestBody):
     """`POST /api/ai/v1/messages` as the Anthropic SDKs send it (unknown keys dropped)."""
 
     model: ModelId
@@ -158,7 +161,7 @@ class AnthropicRequest(_Lenient):
     stream: bool | None = False
     temperature: float | None = Field(default=None, ge=0, le=1)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    top_k: int | None = Field(default=None, ge=0)
+    top_k: int | None = Field(default=None, ge=0, le=INT64_MAX)
     tools: list[AnthropicTool] | None = Field(default=None, max_length=128)
     tool_choice: AnthropicToolChoice | None = None
     metadata: dict[str, Any] | None = None  # `user_id` is Anthropic's abuse tracking: not ours to pass on
