@@ -7,12 +7,11 @@ The upstream answers in OpenAI's shape (OpenRouter); this turns it into Anthropi
 
 A stream relays each upstream chunk the moment it arrives as Anthropic's named events:
 `message_start`, then per block `content_block_start`, `content_block_delta` (`text_delta`, or
-`input_json_delta` carrying the tool arguments as they come; `Blocks` says how
-interleaved tool calls are kept apart), `content_block_stop`; a `ping` after
-the first block opens and for each upstream keep-alive; then `message_delta` (stop reason, final
-usage) and `message_stop`. The Anthropic SDKs skip a frame without an `event:` line, so every frame
-has one. A failure after the stream started is one `event: error` frame (the SDKs raise on it)
-and the stream ends there.
+`input_json_delta` carrying the tool arguments as they come; `Blocks` says how interleaved tool
+calls are kept apart), `content_block_stop`; a `ping` after the first block opens and for each
+upstream keep-alive; then `message_delta` (stop reason, final usage) and `message_stop`. The
+Anthropic SDKs skip a frame without an `event:` line, so every frame has one. A failure after the
+stream started is one `event: error` frame (the SDKs raise on it) and the stream ends there.
 """
 
 from __future__ import annotations
