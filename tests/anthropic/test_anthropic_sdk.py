@@ -70,7 +70,7 @@ def test_plain_message_system_prompts_in_order_and_usage(gateway: Gateway, simul
     row = rows[0]
     assert str(row["config_id"]) == config_id and row["user_id"] == "user-1" and row["kind"] == "chat"
     assert row["input_tokens"] == res.usage.input_tokens and row["output_tokens"] == res.usage.output_tokens
-    assert res.id == f"msg_{row['request_id']}"
+    assert res.id == f"msg_{row['request_id']}" and res._request_id == row["request_id"]
 
 
 def test_system_as_text_blocks_is_one_system_message(gateway: Gateway, simulator: ServerThread) -> None:
@@ -112,6 +112,7 @@ def test_stream_events_on_the_wire(gateway: Gateway) -> None:
     with gateway.client.stream("POST", "/api/ai/v1/messages", json=body, headers=gateway.user()) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
+        assert r.headers["request-id"] == r.headers["x-request-id"]
         lines = [line for line in r.iter_lines() if line]
     assert all(line.startswith("event: ") for line in lines[::2])
     assert all(line.startswith('data: {"type":') for line in lines[1::2])

@@ -7,7 +7,8 @@ api/anthropic_shapes.py, errors: api/failures.py by path). Served by the streami
 
 Credentials: `Authorization: Bearer <JWT or admin key>` as on every route, or `x-api-key`
 holding either, where the Anthropic SDKs have sent their key; Bearer wins when both are sent.
-`anthropic-version` is accepted and not read: there is one version of these shapes.
+`anthropic-version` is accepted and not read: there is one version of these shapes. Answers carry
+the request id also as `request-id`, where the SDKs read it.
 """
 
 from __future__ import annotations
@@ -37,11 +38,15 @@ def _in_anthropic_terms(err: GatewayError) -> GatewayError:
 async def messages(body: AnthropicRequest, request: Request, svc: Svc, who: ApiKeyUser) -> Response:
     native, extra = to_native(body)
     ctx = call_context(request, who)
+    response: Response
     try:
         if native.stream:
             stream = await chat.stream(svc, ctx, native, extra)
-            return stream_response(stream, shapes.message_frames(stream))
-        answer = await chat.answer(svc, ctx, native, extra)
+            response = stream_response(stream, shapes.message_frames(stream))
+        else:
+            answer = await chat.answer(svc, ctx, native, extra)
+            response = await answer_response(svc, answer, shapes.message_body(answer))
     except GatewayError as err:
         raise _in_anthropic_terms(err) from None
-    return await answer_response(svc, answer, shapes.message_body(answer))
+    response.headers["request-id"] = ctx.request_id  # where the Anthropic SDKs read it (`_request_id`)
+    return response
