@@ -111,21 +111,25 @@ class Database:
             conn = self._idle.pop() if reused else await self._connect()
             try:
                 yield conn
-            except psycopg.OperationalError as exc:
-                await _discard(conn)
-                err = _Dropped() if reused else service_unavailable()
-                raise err from exc
-            except BaseException:
-                if conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            except psycopg.Error as exc:
+                if connection_lost(conn, exc):
                     await _discard(conn)
-                else:
-                    self._idle.append(conn)
+                    raise (_Dropped() if reused else service_unavailable()) from exc
+                _log_refused(exc)  # the server refused the statement; the connection is fine
+                await self._put_back(conn)
+                raise
+            except BaseException:
+                await self._put_back(conn)
                 raise
             else:
-                if conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    await _discard(conn)
-                else:
-                    self._idle.append(conn)
+                await self._put_back(conn)
+
+    async def _put_back(self, conn: Conn) -> None:
+        """Back to the idle list when it is usable (open, no transaction left open), else closed."""
+        if conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            await _discard(conn)
+        else:
+            self._idle.append(conn)
 
     async def run(self, work: Callable[[Conn], Awaitable[T]]) -> T:
         """Run `work` on a connection; once more on a fresh one if the first had been dropped.
@@ -181,6 +185,27 @@ def _has_rows(cur: psycopg.AsyncCursor[Any]) -> bool:
     (that was ~2 % of the gateway's CPU under load, py-spy)."""
     res = cur.pgresult
     return res is not None and (res.nfields > 0 or res.status in _ROWS)
+
+
+_LOST_STATES = frozenset({"57P01", "57P02", "57P03"})  # admin / crash shutdown, cannot connect now
+
+
+def connection_lost(conn: Conn, exc: psycopg.Error) -> bool:
+    """Whether `exc` means the connection is gone (server closed it, network failed: reconnect),
+    as opposed to the server refusing the statement — data, constraint and limit errors
+    (SQLSTATE classes 22, 23, 54, ...), which a reconnect would only repeat and which must not
+    pass for an outage. psycopg files some of those (54 "program limit exceeded": an index row
+    too large) under OperationalError, so the class alone does not tell."""
+    if conn.closed or conn.broken:
+        return True
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in _LOST_STATES
+
+
+def _log_refused(exc: psycopg.Error) -> None:
+    """A refused statement is a bug or bad data, never routine: logged as an error (no values)."""
+    primary = exc.diag.message_primary if exc.diag else None
+    log.error("database refused a statement: %s (SQLSTATE %s): %s", type(exc).__name__, exc.sqlstate, primary)
 
 
 class _Dropped(GatewayError):

@@ -12,18 +12,28 @@ of the steady rate for clients that send in spurts; with fixed windows a client 
 window edge, get up to twice the ceiling within one rolling minute — the price of one cheap
 upsert per call instead of a sliding log.
 
-Quotas (tokens per UTC day and month, USD spend per UTC month) are checked before the call
-against totals that `charge` adds after each answer. A call that starts under the quota
-finishes even when it crosses it (a stream is never cut for quota); the next call is refused.
+Quotas (tokens per UTC day and month, USD spend per UTC month) are reserved at admission: the
+admission statement admits a call only while settled use plus the holds of the calls in flight
+is under the quota, and in the same statement holds this call's worst case (`Hold`: prompt
+estimate + maxTokens, and their price when the model's price is known). `charge` (through
+`flows.metering.settle`) replaces the hold with the actual use; `release` drops it when the
+call fails before answering. Whatever the concurrency, a quota is therefore passed by at most
+the last admitted call's actual use (as long as calls use no more than they held), and a call
+that starts under the quota finishes even when it crosses it (a stream is never cut); the next
+call is refused. A hold whose process died stops counting after `quota_hold_ttl_s`.
 
-Who is counted: authenticated users by JWT subject; anon callers by subject plus client IP
-(an app's anon key is shared by all its visitors); admin API-key callers as "admin", exempt
-unless the settings say `exemptAdmins: false`. Every call is counted against the project.
+Who is counted (`Subject`): authenticated users by JWT subject; anon callers by subject plus
+client IP (an app's anon key is shared by all its visitors); admin API-key callers as
+`key:admin`, exempt unless the settings say `exemptAdmins: false`. Every call is counted
+against the project. Keys are typed and hashed (`user:<sha256>`, `anon:<sha256>`), so a user
+whose `sub` is "admin" never shares the admin key's counters and no JWT makes a key longer
+than an index row allows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import time
@@ -161,21 +171,57 @@ class LimitsCache:
         self._expires = 0.0
 
 
-@dataclass
-class Admission:
-    """An admitted call: the headers for its response and who `charge` bills afterwards."""
+@dataclass(frozen=True)
+class Subject:
+    """Whom a call's limits and quotas count: `key` is the fixed-size database key, `label` a
+    bounded readable form for audit details."""
 
-    headers: dict[str, str] = field(default_factory=dict)
-    subject: str = "admin"
+    key: str
+    label: str
 
 
-def identity(principal: Principal, ip: str | None) -> str:
+ADMIN = Subject("key:admin", "key:admin")
+_LABEL_CHARS = 64
+
+
+def _digest(*parts: str) -> str:
+    """sha256 of the parts, NUL-separated (an IP address never holds a NUL, and it comes last)."""
+    return hashlib.sha256("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def user_subject(user_id: str) -> Subject:
+    """The subject of an authenticated user (also what the admin view of a user reads)."""
+    return Subject("user:" + _digest(user_id), "user:" + user_id[:_LABEL_CHARS])
+
+
+def identity(principal: Principal, ip: str | None) -> Subject:
     """The rate-limit and quota subject of a caller (see the module docstring)."""
     if principal.via_api_key:
-        return "admin"
-    if principal.role == "anon":
-        return f"{principal.user_id or 'anon'}:{ip or 'unknown'}"
-    return principal.user_id or f"{principal.role}:{ip or 'unknown'}"
+        return ADMIN
+    if principal.role != "anon" and principal.user_id is not None:
+        return user_subject(principal.user_id)
+    sub = principal.user_id or ""
+    where = ip or "unknown"
+    return Subject(
+        "anon:" + _digest(principal.role, sub, where), f"anon:{sub[:_LABEL_CHARS] or principal.role}:{where}"
+    )
+
+
+@dataclass(frozen=True)
+class Hold:
+    """The most one call may use: what admission reserves against the quotas until it is settled."""
+
+    tokens: int = 0
+    spend_usd: float = 0.0
+
+
+@dataclass
+class Admission:
+    """An admitted call: the headers for its response, who `charge` bills, and its quota hold."""
+
+    headers: dict[str, str] = field(default_factory=dict)
+    subject: Subject = ADMIN
+    hold_id: int | None = None
 
 
 def _quota_params(user: Rule, project: Rule) -> dict[str, int | float | None]:
@@ -189,11 +235,13 @@ def _quota_params(user: Rule, project: Rule) -> dict[str, int | float | None]:
     }
 
 
-async def admit(svc: Services, principal: Principal, ip: str | None, *, model: str, kind: str) -> Admission:
+async def admit(
+    svc: Services, principal: Principal, ip: str | None, *, model: str, kind: str, hold: Hold | None = None
+) -> Admission:
     """Admit one generation call or raise 429 RATE_LIMITED / 402 QUOTA_EXCEEDED.
 
     At most one database round trip; none when nothing is configured or the caller is exempt.
-    A refusal is audited by that same statement.
+    A refusal is audited by that same statement; an admission under a quota holds `hold`.
     """
     config = await svc.limits.get(svc)
     subject = identity(principal, ip)
@@ -204,34 +252,48 @@ async def admit(svc: Services, principal: Principal, ip: str | None, *, model: s
     project = config.per_project
     if user.unlimited and project.unlimited:
         return admission
+    hold = hold or Hold()
     verdict = await store.admit(
         svc.db,
-        subject=subject,
+        subject=subject.key,
         user_rate=user.window_max,
         project_rate=project.window_max,
         quotas=_quota_params(user, project),
         actor=principal.actor,
         ip=ip,
-        details={"model": model, "kind": kind, "subject": subject},
+        details={"model": model, "kind": kind, "subject": subject.label},
+        hold_tokens=hold.tokens,
+        hold_spend=hold.spend_usd,
+        hold_ttl_s=svc.settings.quota_hold_ttl_s,
     )
     admission.headers = rate_headers(verdict, user, project)
     if verdict.refused:
         raise refusal(verdict, user, project, admission.headers)
+    admission.hold_id = verdict.hold_id
     return admission
 
 
 async def charge(svc: Services, admission: Admission, *, tokens: int, cost_usd: float | None) -> None:
-    """Count an answer's tokens and spend against the caller's and the project's quotas.
+    """Count an answer's tokens and spend against the caller's and the project's quotas, and
+    drop its hold. Always counted (also when no quota is set yet), so a quota set mid-month
+    sees the month.
 
-    Always counted (also when no quota is set yet), so a quota set mid-month sees the month.
-    Never raises: the answer is already delivered; a failure is logged.
+    The user's and the project's counters are separate statements, both attempted: one that
+    fails does not lose the other. A failure is logged as an error and raised.
     """
+    await _write(svc, [Charge(admission.subject.key, tokens, cost_usd, admission.hold_id)])
+
+
+async def release(svc: Services, admission: Admission) -> None:
+    """Drop the hold of a call that ended without an answer to bill. Never raises: the hold
+    would expire anyway, and the caller is already getting the call's own error."""
+    if admission.hold_id is None:
+        return
     try:
-        if tokens > 0 or cost_usd:
-            await store.charge(svc.db, subject=admission.subject, tokens=tokens, cost_usd=cost_usd)
-        await _maybe_cleanup(svc)
-    except Exception:  # never fail a delivered answer over bookkeeping
-        log.exception("counting usage against quotas failed")
+        await store.release(svc.db, [admission.hold_id])
+    except Exception:
+        log.exception("releasing a quota hold failed (it expires after quota_hold_ttl_s)")
+    admission.hold_id = None
 
 
 async def _maybe_cleanup(svc: Services) -> None:
@@ -243,21 +305,56 @@ async def _maybe_cleanup(svc: Services) -> None:
     await store.cleanup(svc.db)
 
 
-Charge = tuple[str, int, float | None]  # (subject, tokens, cost in USD)
+@dataclass(frozen=True)
+class Charge:
+    """One settled call: whose counters, what it used, and the hold it replaces."""
+
+    subject: str  # Subject.key
+    tokens: int
+    cost_usd: float | None
+    hold_id: int | None = None
+
+
+async def _write(svc: Services, items: list[Charge]) -> None:
+    """Charge `items`: one statement per subject, then one for the project that also deletes the
+    holds. Each statement is attempted whatever the others did; the first failure is raised."""
+    totals: dict[str, tuple[int, float | None]] = {}
+    for item in items:
+        t, c = totals.get(item.subject, (0, None))
+        totals[item.subject] = (t + max(0, item.tokens), c if item.cost_usd is None else (c or 0.0) + item.cost_usd)
+    failures: list[Exception] = []
+    for subject, (tokens, cost) in totals.items():
+        if tokens > 0 or cost:
+            try:
+                await store.charge_user(svc.db, subject=subject, tokens=tokens, cost_usd=cost)
+            except Exception as exc:
+                log.error("charging %d tokens to a user's quota counters failed: %r", tokens, exc)
+                failures.append(exc)
+    tokens = sum(t for t, _ in totals.values())
+    costs = [c for _, c in totals.values() if c is not None]
+    holds = [i.hold_id for i in items if i.hold_id is not None]
+    if tokens > 0 or costs or holds:
+        try:
+            await store.charge_project(svc.db, tokens=tokens, cost_usd=sum(costs) if costs else None, holds=holds)
+        except Exception as exc:
+            log.error("charging %d tokens to the project's quota counters failed: %r", tokens, exc)
+            failures.append(exc)
+    try:
+        await _maybe_cleanup(svc)
+    except Exception:
+        log.warning("sweeping expired limit counters failed", exc_info=True)
+    if failures:
+        raise failures[0]
 
 
 def charge_writer(svc: Services) -> GroupCommit[Charge]:
     """The process's charge writer: answers that finish together are charged in one statement
-    per subject (their tokens and spend summed, which adds up to the same counters), instead of
-    one round trip each (db.GroupCommit; a lone answer is charged at once)."""
+    per subject plus one for the project (their tokens and spend summed, which adds up to the
+    same counters), instead of two round trips each (db.GroupCommit; a lone answer is charged
+    at once)."""
 
     async def write(items: list[Charge]) -> None:
-        totals: dict[str, tuple[int, float | None]] = {}
-        for subject, tokens, cost in items:
-            t, c = totals.get(subject, (0, None))
-            totals[subject] = (t + tokens, c if cost is None else (c or 0.0) + cost)
-        for subject, (tokens, cost) in totals.items():
-            await charge(svc, Admission(subject=subject), tokens=tokens, cost_usd=cost)
+        await _write(svc, items)
 
     return GroupCommit(write)
 
