@@ -12,9 +12,13 @@ appending the address it saw after it. So the address is, in order:
 2. with `TRUSTED_PROXY_HOPS=N`, the N-th `X-Forwarded-For` entry from the right: the address
    the outermost trusted proxy saw (each of the N appends one);
 3. the peer: the connection's address; on Lambda behind Mangum, the event's
-   `requestContext.http.sourceIp` (Mangum puts it in the ASGI scope's `client`); behind the
-   Lambda Web Adapter (the chat function), whose peer is loopback, the `sourceIp` of the
-   `x-amzn-request-context` header the adapter writes from the event.
+   `requestContext.http.sourceIp` (Mangum puts it in the ASGI scope's `client`, next to
+   `aws.event`); behind the Lambda Web Adapter (the chat function, on AWS without `aws.event`)
+   the `sourceIp` of the `x-amzn-request-context` header the adapter writes from the event.
+
+Servers we start run uvicorn without proxy headers (`proxy_headers=False`): by default uvicorn
+replaces a loopback peer with the right end of X-Forwarded-For, and that would make the peer a
+value the caller may have written.
 
 Every candidate is parsed with `ipaddress`; one that does not parse is skipped, so nothing but
 a normalised address ever reaches the database.
@@ -71,17 +75,22 @@ def _lambda_source_ip(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def peer_address(headers: Mapping[str, str], peer: str | None, settings: Settings) -> str | None:
-    """The address of whoever opened the connection to us (see the module docstring, step 3)."""
-    found = parse_ip(peer)
-    if settings.on_aws and (found is None or ipaddress.ip_address(found).is_loopback):
-        from_adapter = _lambda_source_ip(headers)
-        if from_adapter:
-            return from_adapter
-    return found
+def peer_address(headers: Mapping[str, str], peer: str | None, settings: Settings, *, adapter: bool) -> str | None:
+    """The address of whoever opened the connection to us (see the module docstring, step 3).
+
+    `adapter`: the request came through the Lambda Web Adapter (on AWS, not through Mangum).
+    uvicorn there rewrites its peer (the adapter, on loopback) from X-Forwarded-For, so the
+    adapter's `x-amzn-request-context` — which it writes from the event, over any header of
+    that name the caller sent — is the one trustworthy source.
+    """
+    if adapter:
+        return _lambda_source_ip(headers) or parse_ip(peer)
+    return parse_ip(peer)
 
 
-def client_address(headers: Mapping[str, str], peer: str | None, settings: Settings) -> str | None:
+def client_address(
+    headers: Mapping[str, str], peer: str | None, settings: Settings, *, adapter: bool = False
+) -> str | None:
     """The caller's address: the trusted edge's header, the trusted proxies' hop, or the peer."""
     if settings.client_ip_header:
         found = parse_ip_port(headers.get(settings.client_ip_header))
@@ -93,4 +102,4 @@ def client_address(headers: Mapping[str, str], peer: str | None, settings: Setti
             found = parse_ip(hops[-settings.trusted_proxy_hops])
             if found:
                 return found
-    return peer_address(headers, peer, settings)
+    return peer_address(headers, peer, settings, adapter=adapter)

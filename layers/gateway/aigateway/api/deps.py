@@ -39,7 +39,9 @@ def client_ip(request: Request) -> str | None:
     """The caller's address as the network reports it, never as the caller wrote it
     (api/client_address.py); always a valid IP address or None."""
     peer = request.client.host if request.client else None
-    return client_address(request.headers, peer, services(request).settings)
+    settings = services(request).settings
+    adapter = settings.on_aws and "aws.event" not in request.scope  # the chat function (run.sh)
+    return client_address(request.headers, peer, settings, adapter=adapter)
 
 
 async def _services_dep(request: Request) -> Services:

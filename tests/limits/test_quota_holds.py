@@ -1,0 +1,125 @@
+"""Quotas reserved at admission, through the real chat route: concurrency never multiplies a quota.
+
+Each admitted call holds its worst case (prompt estimate + maxTokens) in the admission statement;
+settling replaces the hold with the actual use, a failure releases it. So however many calls
+arrive together, the counted total passes the quota by at most one call's actual use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import SQL, Gateway, MakeGateway, sse_events
+
+MODEL = "openai/gpt-4o-mini"
+MAX_TOKENS = 10
+
+
+@pytest.fixture
+def gw(make_gateway: MakeGateway) -> Gateway:
+    gw = make_gateway(db_pool_size=8)
+    gw.enable(MODEL)
+    return gw
+
+
+def _limits(gw: Gateway, **body: Any) -> None:
+    r = gw.client.put("/api/ai/limits", json=body, headers=gw.admin())
+    assert r.status_code == 200, r.text
+
+
+async def _fire(gw: Gateway, headers: list[dict[str, str]], body: dict[str, Any]) -> list[httpx.Response]:
+    """All requests at once; each answer read to its end (streams included)."""
+    sim = {"x-sim-latency-ms": "150", "x-sim-chunks": str(MAX_TOKENS)}  # calls overlap in flight
+    async with httpx.AsyncClient(base_url=gw.url, timeout=60) as client:
+
+        async def one(h: dict[str, str]) -> httpx.Response:
+            r = await client.post("/api/ai/chat/completion", json=body, headers={**h, **sim})
+            await r.aread()
+            return r
+
+        return await asyncio.gather(*(one(h) for h in headers))
+
+
+def _counted(sql: SQL, scope: str) -> int:
+    rows = sql(
+        "SELECT COALESCE(SUM(tokens), 0) AS t FROM ai.quota_counters WHERE scope = %s AND period = 'day'", (scope,)
+    )
+    return int(rows[0]["t"])
+
+
+def _largest_call(sql: SQL) -> int:
+    rows = sql("SELECT COALESCE(MAX(input_tokens + output_tokens), 0) AS t FROM ai.usage")
+    return int(rows[0]["t"])
+
+
+BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "maxTokens": MAX_TOKENS}
+
+
+@pytest.mark.parametrize("scope", ["perUser", "perProject"])
+def test_fifty_concurrent_calls_pass_a_token_quota_by_at_most_one_call(gw: Gateway, sql: SQL, scope: str) -> None:
+    quota = 50  # a few calls' worth (each holds 4 + 10 = 14 tokens, uses about 15)
+    _limits(gw, **{scope: {"tokensPerDay": quota}})
+    headers = [gw.user(sub="one" if scope == "perUser" else f"user-{i}") for i in range(50)]
+    responses = asyncio.run(_fire(gw, headers, BODY))
+
+    codes = [r.status_code for r in responses]
+    admitted = codes.count(200)
+    assert set(codes) <= {200, 402} and codes.count(402) == 50 - admitted, codes
+    for r in responses:
+        if r.status_code == 402:
+            assert r.json()["error"] == "QUOTA_EXCEEDED"
+    counted = _counted(sql, "user" if scope == "perUser" else "project")
+    usage_total = sql("SELECT COALESCE(SUM(input_tokens + output_tokens), 0) AS t FROM ai.usage")[0]["t"]
+    assert counted == usage_total  # every admitted answer counted, nothing else
+    assert 1 <= admitted <= 4, codes  # 50 tokens of quota, 14 held per call in flight
+    assert counted <= quota + _largest_call(sql), (counted, admitted)
+    assert sql("SELECT count(*) AS n FROM ai.quota_holds")[0]["n"] == 0  # every hold settled
+
+
+def test_twenty_concurrent_streams_pass_a_quota_by_at_most_one_call_and_all_finish(gw: Gateway, sql: SQL) -> None:
+    quota = 30  # about two calls' worth
+    _limits(gw, perUser={"tokensPerDay": quota})
+    responses = asyncio.run(_fire(gw, [gw.user(sub="streamer")] * 20, {**BODY, "stream": True}))
+
+    admitted = [r for r in responses if r.status_code == 200]
+    assert len(admitted) + sum(r.status_code == 402 for r in responses) == 20
+    assert 1 <= len(admitted) <= 3
+    for r in admitted:  # a stream that crosses the quota still finishes
+        events = list(sse_events(r))
+        assert events and events[-1].get("done") is True, events[-3:]
+    counted = _counted(sql, "user")
+    assert counted <= quota + _largest_call(sql)
+    assert sql("SELECT count(*) AS n FROM ai.quota_holds")[0]["n"] == 0
+
+
+def test_a_call_that_fails_before_answering_releases_its_hold(gw: Gateway, sql: SQL) -> None:
+    """With 20 tokens of quota a held call (14) leaves no room for a second one while it runs;
+    failed calls must give theirs back, or the quota would look used up by calls that used nothing."""
+    _limits(gw, perUser={"tokensPerDay": 20})
+    u = gw.user(sub="unlucky")
+    for stream in (False, True):
+        for _ in range(3):
+            r = gw.client.post(
+                "/api/ai/chat/completion", json={**BODY, "stream": stream}, headers={**u, "x-sim-fail-status": "500"}
+            )
+            assert r.status_code == 502, r.text
+    assert sql("SELECT count(*) AS n FROM ai.quota_holds")[0]["n"] == 0
+    assert _counted(sql, "user") == 0
+    r = gw.client.post("/api/ai/chat/completion", json=BODY, headers=u)
+    assert r.status_code == 200, r.text
+    assert sql("SELECT count(*) AS n FROM ai.quota_holds")[0]["n"] == 0
+
+
+def test_a_stream_cut_before_its_first_token_releases_its_hold(gw: Gateway, sql: SQL) -> None:
+    _limits(gw, perUser={"tokensPerDay": 20})
+    u = gw.user(sub="cut")
+    headers = {**u, "x-sim-fail-after-chunks": "0"}
+    with gw.client.stream("POST", "/api/ai/chat/completion", json={**BODY, "stream": True}, headers=headers) as r:
+        assert r.status_code == 200
+        r.read()
+    assert sql("SELECT count(*) AS n FROM ai.quota_holds")[0]["n"] == 0
+    assert gw.client.post("/api/ai/chat/completion", json=BODY, headers=u).status_code == 200
