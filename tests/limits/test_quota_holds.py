@@ -123,3 +123,25 @@ def test_a_stream_cut_before_its_first_token_releases_its_hold(gw: Gateway, sql:
         r.read()
     assert sql("SELECT count(*) AS n FROM ai.quota_holds")[0]["n"] == 0
     assert gw.client.post("/api/ai/chat/completion", json=BODY, headers=u).status_code == 200
+
+
+def test_a_spend_quota_holds_the_price_of_the_worst_case(make_gateway: MakeGateway, sql: SQL) -> None:
+    """With the model's price known to the process (the catalog was fetched), a call under a spend
+    quota holds its worst case's price: 50 concurrent calls pass the quota by at most one call."""
+    gw = make_gateway(db_pool_size=8, models_cache_ttl_s=300.0)
+    gw.enable(MODEL)
+    assert gw.client.get("/api/ai/models", headers=gw.admin()).status_code == 200  # prices now known
+    quota = 0.00002  # about three calls' worth at the catalog price (each holds ~6.75e-6 USD)
+    _limits(gw, perUser={"spendPerMonthUsd": quota})
+    responses = asyncio.run(_fire(gw, [gw.user(sub="spender")] * 50, BODY))
+
+    codes = [r.status_code for r in responses]
+    # At most 4 in flight at once (4 holds pass the quota); a settled call frees the difference
+    # between its hold and its cost, so one or two more may start later.
+    assert set(codes) <= {200, 402} and 1 <= codes.count(200) <= 6, codes
+    rows = sql("SELECT COALESCE(SUM(cost_usd), 0) AS spent, COALESCE(MAX(cost_usd), 0) AS largest FROM ai.usage")
+    spent, largest = float(rows[0]["spent"]), float(rows[0]["largest"])
+    counted = sql("SELECT spend_usd FROM ai.quota_counters WHERE scope = 'user' AND period = 'month'")
+    assert float(counted[0]["spend_usd"]) == pytest.approx(spent)
+    assert spent <= quota + largest, (spent, codes.count(200))
+    assert sql("SELECT count(*) AS n FROM ai.quota_holds")[0]["n"] == 0

@@ -145,8 +145,8 @@ async def prepare(svc: Services, ctx: CallContext, req: ImageRequest) -> Prepare
     payload = upstream_payload(config, req, req.model)
     count = req.numImages or 1
     # Each image is one upstream call; its output is capped like a chat answer's default.
-    per_call = len(prompt_text(config, req)) // 4 + 4 + svc.settings.default_max_tokens
-    hold = limits.Hold(tokens=count * per_call)
+    prompt = len(prompt_text(config, req)) // 4 + 4
+    hold = limits.hold(svc, req.model, count * prompt, count * svc.settings.default_max_tokens)
     admission = await limits.admit(svc, ctx.principal, ctx.ip, model=req.model, kind="image", hold=hold)
     return PreparedImages(ctx, config, req.model, payload, admission, req.numImages or 1, req.size)
 
