@@ -53,7 +53,7 @@ DECLARE
     v_proj_q boolean := p_p_day IS NOT NULL OR p_p_month IS NOT NULL OR p_p_spend IS NOT NULL;
     v_u_day bigint := 0; v_u_month bigint := 0; v_u_spend numeric := 0;
     v_p_day bigint := 0; v_p_month bigint := 0; v_p_spend numeric := 0;
-    v_held_tokens bigint := 0; v_held_spend numeric := 0;
+    v_held_tokens bigint := 0; v_held_spend numeric := 0; v_all_tokens bigint := 0; v_all_spend numeric := 0;
     v_refused text;
     v_uh integer;
     v_ph integer;
@@ -76,19 +76,20 @@ BEGIN
           FROM {s}.quota_counters c
          WHERE ((c.scope = 'user' AND c.subject = p_subject) OR (c.scope = 'project' AND c.subject = ''))
            AND ((c.period = 'day' AND c.period_start = v_day) OR (c.period = 'month' AND c.period_start = v_month));
-        IF v_user_q THEN
-            SELECT COALESCE(SUM(h.tokens), 0), COALESCE(SUM(h.spend_usd), 0) INTO v_held_tokens, v_held_spend
-              FROM {s}.quota_holds h WHERE h.subject = p_subject AND h.expires_at > v_t;
-            v_u_day := v_u_day + v_held_tokens;
-            v_u_month := v_u_month + v_held_tokens;
-            v_u_spend := v_u_spend + v_held_spend;
-        END IF;
+        -- Live holds: the subject's (indexed) when only user quotas apply, else all of them.
+        SELECT COALESCE(SUM(h.tokens) FILTER (WHERE h.subject = p_subject), 0),
+               COALESCE(SUM(h.spend_usd) FILTER (WHERE h.subject = p_subject), 0),
+               COALESCE(SUM(h.tokens), 0), COALESCE(SUM(h.spend_usd), 0)
+          INTO v_held_tokens, v_held_spend, v_all_tokens, v_all_spend
+          FROM {s}.quota_holds h
+         WHERE h.expires_at > v_t AND (v_proj_q OR h.subject = p_subject);
+        v_u_day := v_u_day + v_held_tokens;
+        v_u_month := v_u_month + v_held_tokens;
+        v_u_spend := v_u_spend + v_held_spend;
         IF v_proj_q THEN
-            SELECT COALESCE(SUM(h.tokens), 0), COALESCE(SUM(h.spend_usd), 0) INTO v_held_tokens, v_held_spend
-              FROM {s}.quota_holds h WHERE h.expires_at > v_t;
-            v_p_day := v_p_day + v_held_tokens;
-            v_p_month := v_p_month + v_held_tokens;
-            v_p_spend := v_p_spend + v_held_spend;
+            v_p_day := v_p_day + v_all_tokens;
+            v_p_month := v_p_month + v_all_tokens;
+            v_p_spend := v_p_spend + v_all_spend;
         END IF;
         v_refused := CASE WHEN v_u_day >= p_u_day THEN 'user.tokensPerDay'
                           WHEN v_u_month >= p_u_month THEN 'user.tokensPerMonth'
