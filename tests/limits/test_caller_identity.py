@@ -103,3 +103,16 @@ def test_a_user_named_admin_does_not_share_the_admin_keys_counters(make_gateway:
     usage = gw.client.put("/api/ai/limits/users/admin", json={}, headers=key)
     assert usage.status_code == 200
     assert gw.client.get("/api/ai/limits/users/admin", headers=key).json()["usage"]["tokensToday"] == 10
+
+
+def test_behind_the_front_door_the_viewer_address_is_the_caller(make_gateway: MakeGateway) -> None:
+    """With the front door's origin check on, only CloudFront reaches the app, so the viewer
+    address it reports is trusted; without it, the same header is just caller text."""
+    viewer = {"CloudFront-Viewer-Address": "203.0.113.77:51234"}
+    gw = make_gateway(app_factory=app_for, origin_secret="edge-secret")
+    through_edge = {**gw.user(), **viewer, "x-origin-verify": "edge-secret"}
+    assert _admit(gw, through_edge).json()["ip"] == "203.0.113.77"
+    assert _admit(gw, {**gw.user(), **viewer}).status_code == 403  # went around the edge
+
+    plain = make_gateway(app_factory=app_for)
+    assert _admit(plain, {**plain.user(), **viewer}).json()["ip"] == "127.0.0.1"

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 MIB = 1024 * 1024
+# Lambda's buffered response cap (6 MB) less 64 KiB for the envelope around the JSON body.
+LAMBDA_BUFFERED_RESPONSE_BYTES = 6 * MIB - 64 * 1024
 
 
 def _bool(value: str | None, default: bool) -> bool:
@@ -89,6 +91,10 @@ class Settings:
     max_messages: int = 500
     max_content_chars: int = 2_000_000
     max_embedding_inputs: int = 2048
+    # The largest JSON answer a buffered response may carry; 0 = no cap. Lambda refuses a buffered
+    # function-URL response over 6 MB (6,291,456 bytes) with a 502, so on Lambda the default is that
+    # less room for the response envelope (status, headers, JSON string escaping).
+    max_response_bytes: int = 0
 
     # Who the caller is, network-wise (api/client_address.py). A header the trusted edge sets
     # and overwrites (`cloudfront-viewer-address`, "ip:port"), and the number of proxies in
@@ -107,6 +113,10 @@ class Settings:
     models_cache_ttl_s: float = 300.0
 
     log_level: str = "INFO"
+
+    # The secret the CloudFront front door adds to every origin request (api/front_door.py).
+    # Set, requests without it are refused: the function URLs are public.
+    origin_secret: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -154,10 +164,12 @@ class Settings:
             client_ip_header=(_opt(e.get("CLIENT_IP_HEADER")) or "").lower() or None,
             trusted_proxy_hops=max(0, _int(e.get("TRUSTED_PROXY_HOPS"), 0)),
             quota_hold_ttl_s=max(60, _int(e.get("QUOTA_HOLD_TTL_S"), 900)),
+            max_response_bytes=_int(e.get("MAX_RESPONSE_BYTES"), LAMBDA_BUFFERED_RESPONSE_BYTES if on_aws else 0),
             config_cache_ttl_s=_float(e.get("CONFIG_CACHE_TTL_S"), 5.0),
             key_cache_ttl_s=min(300.0, _float(e.get("KEY_CACHE_TTL_S"), 300.0)),
             models_cache_ttl_s=_float(e.get("MODELS_CACHE_TTL_S"), 300.0),
             log_level=(e.get("POWERTOOLS_LOG_LEVEL") or e.get("LOG_LEVEL") or "INFO").upper(),
+            origin_secret=_opt(e.get("AIGATEWAY_ORIGIN_SECRET")),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -5,10 +5,11 @@ could choose it could walk through the limit by rotating it, or write markup int
 The left of `X-Forwarded-For` is exactly that: whatever the caller sent, with each proxy
 appending the address it saw after it. So the address is, in order:
 
-1. the header named by `CLIENT_IP_HEADER`, which the trusted edge sets and overwrites
-   (`cloudfront-viewer-address`, "ip:port", IPv6 unbracketed) — only for deployments whose
-   origin cannot be reached around that edge, since anyone reaching the origin directly can
-   send the header too;
+1. the header the trusted edge sets and overwrites: `CloudFront-Viewer-Address` ("ip:port",
+   IPv6 unbracketed) when the front door is configured (`AIGATEWAY_ORIGIN_SECRET`: a request
+   that went around CloudFront was already refused, api/front_door.py), or the header named by
+   `CLIENT_IP_HEADER` — only for deployments whose origin cannot be reached around that edge,
+   since anyone reaching the origin directly can send the header too;
 2. with `TRUSTED_PROXY_HOPS=N`, the N-th `X-Forwarded-For` entry from the right: the address
    the outermost trusted proxy saw (each of the N appends one);
 3. the peer: the connection's address; on Lambda behind Mangum, the event's
@@ -34,6 +35,7 @@ import orjson
 from ..settings import Settings
 
 _LWA_CONTEXT = "x-amzn-request-context"
+VIEWER_ADDRESS = "cloudfront-viewer-address"  # trusted by default once the front door's origin check is on
 
 
 def parse_ip(text: str | None) -> str | None:
@@ -92,8 +94,9 @@ def client_address(
     headers: Mapping[str, str], peer: str | None, settings: Settings, *, adapter: bool = False
 ) -> str | None:
     """The caller's address: the trusted edge's header, the trusted proxies' hop, or the peer."""
-    if settings.client_ip_header:
-        found = parse_ip_port(headers.get(settings.client_ip_header))
+    header = settings.client_ip_header or (VIEWER_ADDRESS if settings.origin_secret else None)
+    if header:
+        found = parse_ip_port(headers.get(header))
         if found:
             return found
     if settings.trusted_proxy_hops > 0:

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TypeVar
 
-from .. import limits
+from .. import limits, metrics
 
 if TYPE_CHECKING:
     from ..limits import Admission
@@ -28,6 +28,7 @@ async def settle(svc: Services, admission: Admission | None, record: UsageRecord
     `Services.charges`: group commit). Never raises: the answer is already paid for upstream; a
     charge that fails is logged as an error.
     """
+    metrics.record_call(record)
     if admission is None:
         await svc.usage.record(record)
         return
