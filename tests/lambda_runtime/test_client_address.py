@@ -16,7 +16,7 @@ CHAT = "openai/gpt-4o-mini"
 BODY = {"model": CHAT, "messages": [{"role": "user", "content": "who am i"}], "maxTokens": 8}
 
 
-def test_only_the_viewer_address_cloudfront_reports_counts(
+def test_only_the_address_cloudfront_appended_counts(
     chat_function: AdapterEnvironment, sql: SQL, aws: dict[str, str], aws_secret: Callable[[str], str]
 ) -> None:
     sql("TRUNCATE ai.usage, ai.configs, ai.audit_logs, ai.rate_counters, ai.quota_counters CASCADE")
@@ -33,15 +33,16 @@ def test_only_the_viewer_address_cloudfront_reports_counts(
     anon = {"authorization": f"Bearer {mint_jwt(aws_secret(aws['JwtSecret']), {'sub': 'app', 'role': 'anon'})}"}
 
     def call(viewer: str, spoof: str) -> int:
-        headers = {**anon, "cloudfront-viewer-address": viewer, "x-forwarded-for": spoof}
+        """As CloudFront forwards it: the viewer's own X-Forwarded-For, then the viewer's address."""
+        headers = {**anon, "x-forwarded-for": f"{spoof}, {viewer}"}
         for response in chat_function.stream("POST", "/api/ai/chat/completion", json=BODY, headers=headers):
             response.read()
             status = response.status_code
         return status
 
     # One viewer rotating what it writes in X-Forwarded-For: two calls a minute, no more.
-    codes = [call("198.51.100.20:40000", f"10.0.0.{i}, <b>{i}</b>") for i in range(5)]
+    codes = [call("198.51.100.20", f"10.0.0.{i}, <b>{i}</b>") for i in range(5)]
     assert codes == [200, 200, 429, 429, 429]
-    assert call("2001:db8::20:443", "198.51.100.20") == 200  # another viewer has its own minute
+    assert call("2001:db8::20", "198.51.100.20") == 200  # another viewer has its own minute
     rows = sql("SELECT ip_address FROM ai.audit_logs WHERE action = 'RATE_LIMITED'")
     assert [r["ip_address"] for r in rows] == ["198.51.100.20"] * 3

@@ -105,14 +105,24 @@ def test_a_user_named_admin_does_not_share_the_admin_keys_counters(make_gateway:
     assert gw.client.get("/api/ai/limits/users/admin", headers=key).json()["usage"]["tokensToday"] == 10
 
 
-def test_behind_the_front_door_the_viewer_address_is_the_caller(make_gateway: MakeGateway) -> None:
-    """With the front door's origin check on, only CloudFront reaches the app, so the viewer
-    address it reports is trusted; without it, the same header is just caller text."""
-    viewer = {"CloudFront-Viewer-Address": "203.0.113.77:51234"}
+def test_behind_the_front_door_the_hop_cloudfront_appended_is_the_caller(make_gateway: MakeGateway) -> None:
+    """With the front door's origin check on, only CloudFront reaches the app, so the entry it
+    appended to X-Forwarded-For is the viewer; what the viewer wrote to its left is never read."""
     gw = make_gateway(app_factory=app_for, origin_secret="edge-secret")
-    through_edge = {**gw.user(), **viewer, "x-origin-verify": "edge-secret"}
-    assert _admit(gw, through_edge).json()["ip"] == "203.0.113.77"
-    assert _admit(gw, {**gw.user(), **viewer}).status_code == 403  # went around the edge
+    edge = {**gw.user(), "x-origin-verify": "edge-secret"}
 
-    plain = make_gateway(app_factory=app_for)
-    assert _admit(plain, {**plain.user(), **viewer}).json()["ip"] == "127.0.0.1"
+    def ip(forwarded: str, **extra: str) -> str:
+        return str(_admit(gw, {**edge, "X-Forwarded-For": forwarded, **extra}).json()["ip"])
+
+    assert ip("203.0.113.77") == "203.0.113.77"
+    assert ip("1.2.3.4, <b>x</b>, 203.0.113.77") == "203.0.113.77"
+    assert ip("1.2.3.4, 203.0.113.77, 127.0.0.1") == "203.0.113.77"  # the edge's own entry set aside
+    assert ip("1.2.3.4, garbage") == "127.0.0.1"  # never further left than CloudFront's entry
+    assert ip("1.2.3.4", **{"CloudFront-Viewer-Address": "9.9.9.9:1"}) == "1.2.3.4"  # not forwarded: text
+    assert _admit(gw, {**gw.user(), "X-Forwarded-For": "203.0.113.77"}).status_code == 403  # around the edge
+
+    viewer = make_gateway(
+        app_factory=app_for, origin_secret="edge-secret", client_ip_header="cloudfront-viewer-address"
+    )
+    headers = {**viewer.user(), "x-origin-verify": "edge-secret", "CloudFront-Viewer-Address": "2001:db8::5:443"}
+    assert _admit(viewer, headers).json()["ip"] == "2001:db8::5"

@@ -5,14 +5,17 @@ could choose it could walk through the limit by rotating it, or write markup int
 The left of `X-Forwarded-For` is exactly that: whatever the caller sent, with each proxy
 appending the address it saw after it. So the address is, in order:
 
-1. the header the trusted edge sets and overwrites: `CloudFront-Viewer-Address` ("ip:port",
-   IPv6 unbracketed) when the front door is configured (`AIGATEWAY_ORIGIN_SECRET`: a request
-   that went around CloudFront was already refused, api/front_door.py), or the header named by
-   `CLIENT_IP_HEADER` — only for deployments whose origin cannot be reached around that edge,
-   since anyone reaching the origin directly can send the header too;
-2. with `TRUSTED_PROXY_HOPS=N`, the N-th `X-Forwarded-For` entry from the right: the address
+1. the header named by `CLIENT_IP_HEADER`, which a trusted edge sets and overwrites
+   (`cloudfront-viewer-address` once the front door's origin request policy forwards it:
+   "ip:port", IPv6 unbracketed) — only for deployments whose origin cannot be reached around
+   that edge, since anyone reaching the origin directly can send the header too;
+2. behind the front door (`AIGATEWAY_ORIGIN_SECRET` set: a request that went around CloudFront
+   was already refused, api/front_door.py), the `X-Forwarded-For` entry CloudFront appended for
+   its viewer — the right-most one once any entry for CloudFront itself (the event's
+   `sourceIp`, should the function URL append it) is set aside; nothing left of it is read;
+3. with `TRUSTED_PROXY_HOPS=N`, the N-th `X-Forwarded-For` entry from the right: the address
    the outermost trusted proxy saw (each of the N appends one);
-3. the peer: the connection's address; on Lambda behind Mangum, the event's
+4. the peer: the connection's address; on Lambda behind Mangum, the event's
    `requestContext.http.sourceIp` (Mangum puts it in the ASGI scope's `client`, next to
    `aws.event`); behind the Lambda Web Adapter (the chat function, on AWS without `aws.event`)
    the `sourceIp` of the `x-amzn-request-context` header the adapter writes from the event.
@@ -35,7 +38,6 @@ import orjson
 from ..settings import Settings
 
 _LWA_CONTEXT = "x-amzn-request-context"
-VIEWER_ADDRESS = "cloudfront-viewer-address"  # trusted by default once the front door's origin check is on
 
 
 def parse_ip(text: str | None) -> str | None:
@@ -78,7 +80,7 @@ def _lambda_source_ip(headers: Mapping[str, str]) -> str | None:
 
 
 def peer_address(headers: Mapping[str, str], peer: str | None, settings: Settings, *, adapter: bool) -> str | None:
-    """The address of whoever opened the connection to us (see the module docstring, step 3).
+    """The address of whoever opened the connection to us (see the module docstring, step 4).
 
     `adapter`: the request came through the Lambda Web Adapter (on AWS, not through Mangum).
     uvicorn there rewrites its peer (the adapter, on loopback) from X-Forwarded-For, so the
@@ -90,17 +92,30 @@ def peer_address(headers: Mapping[str, str], peer: str | None, settings: Setting
     return parse_ip(peer)
 
 
+def _forwarded(headers: Mapping[str, str]) -> list[str]:
+    return [h.strip() for h in headers.get("x-forwarded-for", "").split(",") if h.strip()]
+
+
+def _hop_before(hops: list[str], edge: str | None) -> str | None:
+    """The right-most entry that is not the edge itself: what the edge appended for its viewer."""
+    while hops and edge is not None and parse_ip(hops[-1]) == edge:
+        hops.pop()
+    return parse_ip(hops[-1]) if hops else None
+
+
 def client_address(
     headers: Mapping[str, str], peer: str | None, settings: Settings, *, adapter: bool = False
 ) -> str | None:
     """The caller's address: the trusted edge's header, the trusted proxies' hop, or the peer."""
-    header = settings.client_ip_header or (VIEWER_ADDRESS if settings.origin_secret else None)
-    if header:
-        found = parse_ip_port(headers.get(header))
+    if settings.client_ip_header:
+        found = parse_ip_port(headers.get(settings.client_ip_header))
         if found:
             return found
+    if settings.origin_secret:
+        edge = peer_address(headers, peer, settings, adapter=adapter)
+        return _hop_before(_forwarded(headers), edge) or edge
     if settings.trusted_proxy_hops > 0:
-        hops = [h.strip() for h in headers.get("x-forwarded-for", "").split(",") if h.strip()]
+        hops = _forwarded(headers)
         if len(hops) >= settings.trusted_proxy_hops:
             found = parse_ip(hops[-settings.trusted_proxy_hops])
             if found:
