@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import SQL, Gateway, MakeGateway, sse_events
+from tests.support import SQL, Gateway, MakeGateway, sse_events, wait_usage
 
 MODEL = "openai/gpt-4o-mini"
 MAX_TOKENS = 10
@@ -145,3 +145,21 @@ def test_a_spend_quota_holds_the_price_of_the_worst_case(make_gateway: MakeGatew
     assert float(counted[0]["spend_usd"]) == pytest.approx(spent)
     assert spent <= quota + largest, (spent, codes.count(200))
     assert sql("SELECT count(*) AS n FROM ai.quota_holds")[0]["n"] == 0
+
+
+def test_failed_embeddings_and_image_calls_release_their_holds(gw: Gateway, sql: SQL) -> None:
+    embed, image = "openai/text-embedding-3-small", "google/gemini-2.5-flash-image-preview"
+    gw.enable(embed, inputModality=["text"], outputModality=["embeddings"])
+    gw.enable(image, inputModality=["text", "image"], outputModality=["image", "text"])
+    _limits(gw, perUser={"tokensPerMonth": 10**9})
+    u = {**gw.user(sub="failing"), "x-sim-fail-status": "500"}
+    r = gw.client.post("/api/ai/embeddings", json={"model": embed, "input": ["a", "b"]}, headers=u)
+    assert r.status_code == 502, r.text
+    r = gw.client.post("/api/ai/image/generation", json={"model": image, "prompt": "a fox", "numImages": 2}, headers=u)
+    assert r.status_code == 502, r.text
+    assert sql("SELECT count(*) AS n FROM ai.quota_holds")[0]["n"] == 0
+    ok = gw.user(sub="fine")
+    assert gw.client.post("/api/ai/embeddings", json={"model": embed, "input": "hello"}, headers=ok).status_code == 200
+    assert sql("SELECT count(*) AS n FROM ai.quota_holds")[0]["n"] == 0  # settled
+    rows = wait_usage(sql, 1)
+    assert _counted(sql, "user") == sum((r["input_tokens"] or 0) + (r["output_tokens"] or 0) for r in rows)
