@@ -71,6 +71,11 @@ ADMIN = Subject("key:admin", "key:admin")
 _LABEL_CHARS = 64
 
 
+def _readable(text: str, limit: int = _LABEL_CHARS) -> str:
+    """`text` cut to `limit` characters, unprintable ones (NUL, controls) as "?": safe to store."""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
+
+
 def _digest(*parts: str) -> str:
     """sha256 of the parts, NUL-separated (an IP address never holds a NUL, and it comes last)."""
     return hashlib.sha256("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
@@ -78,7 +83,7 @@ def _digest(*parts: str) -> str:
 
 def user_subject(user_id: str) -> Subject:
     """The subject of an authenticated user (also what the admin view of a user reads)."""
-    return Subject("user:" + _digest(user_id), "user:" + user_id[:_LABEL_CHARS])
+    return Subject("user:" + _digest(user_id), "user:" + _readable(user_id))
 
 
 def identity(principal: Principal, ip: str | None) -> Subject:
@@ -89,9 +94,7 @@ def identity(principal: Principal, ip: str | None) -> Subject:
         return user_subject(principal.user_id)
     sub = principal.user_id or ""
     where = ip or "unknown"
-    return Subject(
-        "anon:" + _digest(principal.role, sub, where), f"anon:{sub[:_LABEL_CHARS] or principal.role}:{where}"
-    )
+    return Subject("anon:" + _digest(principal.role, sub, where), f"anon:{_readable(sub) or principal.role}:{where}")
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ class Hold:
     spend_usd: float = 0.0
 
 
-def hold(svc: Services, model: str, prompt_tokens: int, completion_tokens: int) -> Hold:
+def hold_for(svc: Services, model: str, prompt_tokens: int, completion_tokens: int) -> Hold:
     """The hold of a call that may use this many tokens: their sum, and their price at the
     model's catalog price when this process knows it (no I/O; unknown = no spend held)."""
     price = svc.catalog.peek_price(model)
@@ -154,7 +157,7 @@ async def admit(
         user_rate=user.window_max,
         project_rate=project.window_max,
         quotas=_quota_params(user, project),
-        actor=principal.actor,
+        actor=_readable(principal.actor, 256),
         ip=ip,
         details={"model": model, "kind": kind, "subject": subject.label},
         hold_tokens=hold.tokens,

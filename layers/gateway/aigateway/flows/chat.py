@@ -189,7 +189,7 @@ async def prepare(
         svc, ctx.principal, ctx.ip, config_id=config.id, policy=config.content_policy, texts=texts
     )
     payload = upstream_payload(svc.settings, req, model, messages, config)
-    hold = limits.hold(svc, model, prompt_estimate(prompt_chars, len(messages)), int(payload["max_tokens"]))
+    hold = limits.hold_for(svc, model, prompt_estimate(prompt_chars, len(messages)), int(payload["max_tokens"]))
     admission = await limits.admit(svc, ctx.principal, ctx.ip, model=model, kind="chat", hold=hold)
     if extra:
         payload.update({k: v for k, v in extra.items() if k not in payload})

@@ -131,7 +131,7 @@ async def prepare(svc: Services, ctx: CallContext, req: EmbeddingsRequest) -> Pr
     await policy.check_content(
         svc, ctx.principal, ctx.ip, config_id=config.id, policy=config.content_policy, texts=texts
     )
-    hold = limits.hold(svc, req.model, sum(len(t) for t in texts) // 4 + 4 * len(texts), 0)
+    hold = limits.hold_for(svc, req.model, sum(len(t) for t in texts) // 4 + 4 * len(texts), 0)
     admission = await limits.admit(svc, ctx.principal, ctx.ip, model=req.model, kind="embedding", hold=hold)
     return PreparedEmbeddings(ctx, config, req.model, upstream_payload(req), admission, len(texts))
 

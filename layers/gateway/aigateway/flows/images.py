@@ -146,7 +146,7 @@ async def prepare(svc: Services, ctx: CallContext, req: ImageRequest) -> Prepare
     count = req.numImages or 1
     # Each image is one upstream call; its output is capped like a chat answer's default.
     prompt = len(prompt_text(config, req)) // 4 + 4
-    hold = limits.hold(svc, req.model, count * prompt, count * svc.settings.default_max_tokens)
+    hold = limits.hold_for(svc, req.model, count * prompt, count * svc.settings.default_max_tokens)
     admission = await limits.admit(svc, ctx.principal, ctx.ip, model=req.model, kind="image", hold=hold)
     return PreparedImages(ctx, config, req.model, payload, admission, req.numImages or 1, req.size)
 
