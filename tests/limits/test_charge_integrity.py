@@ -10,6 +10,7 @@ import secrets
 import psycopg
 import pytest
 from aigateway import limits
+from aigateway.errors import GatewayError
 from aigateway.services import Services
 from aigateway.settings import Settings
 
@@ -95,3 +96,24 @@ def test_a_statement_the_database_refuses_is_not_a_dropped_connection(
         kind, same = asyncio.run(run())
     assert kind is psycopg.errors.ProgramLimitExceeded and same
     assert any(r.levelno == logging.ERROR and "54000" in r.getMessage() for r in caplog.records)
+
+
+def test_a_statement_timeout_is_a_503_and_keeps_the_connection(base_settings: Settings) -> None:
+    svc = Services.from_settings(base_settings.with_overrides(db_pool_size=1))
+
+    async def run() -> tuple[int, bool]:
+        await svc.db.fetch("SELECT 1")
+        conn = svc.db._idle[0]
+        try:
+            await svc.db.fetch("SELECT set_config('statement_timeout', '50ms', false)")
+            await svc.db.fetch("SELECT pg_sleep(1)")
+        except GatewayError as err:
+            status = err.status
+        else:
+            raise AssertionError("the statement should have timed out")
+        await svc.db.fetch("SELECT set_config('statement_timeout', '0', false)")
+        same = svc.db._idle == [conn]
+        await svc.aclose()
+        return status, same
+
+    assert asyncio.run(run()) == (503, True)

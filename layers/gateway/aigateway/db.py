@@ -115,8 +115,11 @@ class Database:
                 if connection_lost(conn, exc):
                     await _discard(conn)
                     raise (_Dropped() if reused else service_unavailable()) from exc
-                _log_refused(exc)  # the server refused the statement; the connection is fine
-                await self._put_back(conn)
+                await self._put_back(conn)  # the server answered: the connection is fine
+                if server_busy(exc):
+                    log.warning("database too busy for a statement: SQLSTATE %s", exc.sqlstate)
+                    raise service_unavailable() from exc
+                _log_refused(exc)
                 raise
             except BaseException:
                 await self._put_back(conn)
@@ -188,6 +191,7 @@ def _has_rows(cur: psycopg.AsyncCursor[Any]) -> bool:
 
 
 _LOST_STATES = frozenset({"57P01", "57P02", "57P03"})  # admin / crash shutdown, cannot connect now
+_BUSY_STATES = frozenset({"57014", "55P03", "40P01", "40001"})
 
 
 def connection_lost(conn: Conn, exc: psycopg.Error) -> bool:
@@ -200,6 +204,14 @@ def connection_lost(conn: Conn, exc: psycopg.Error) -> bool:
         return True
     state = exc.sqlstate
     return state is None or state.startswith("08") or state in _LOST_STATES
+
+
+def server_busy(exc: psycopg.Error) -> bool:
+    """Whether the server could not run the statement for now — out of resources (class 53),
+    cancelled by a statement timeout (57014), a lock wait or deadlock (55P03, 40P01, 40001):
+    a 503 for the caller, but the same statement later may well succeed, and no reconnect."""
+    state = exc.sqlstate or ""
+    return state.startswith("53") or state in _BUSY_STATES
 
 
 def _log_refused(exc: psycopg.Error) -> None:
