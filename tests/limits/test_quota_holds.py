@@ -72,6 +72,8 @@ def test_fifty_concurrent_calls_pass_a_token_quota_by_at_most_one_call(gw: Gatew
     for r in responses:
         if r.status_code == 402:
             assert r.json()["error"] == "QUOTA_EXCEEDED"
+    messages = {r.json()["message"].split(":")[1].split("(")[0].strip() for r in responses if r.status_code == 402}
+    assert any(m.startswith("what is left of") for m in messages), messages  # refused while others ran
     counted = _counted(sql, "user" if scope == "perUser" else "project")
     usage_total = sql("SELECT COALESCE(SUM(input_tokens + output_tokens), 0) AS t FROM ai.usage")[0]["t"]
     assert counted == usage_total  # every admitted answer counted, nothing else

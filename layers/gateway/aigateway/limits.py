@@ -324,6 +324,14 @@ def refusal(verdict: store.Verdict, user: Rule, project: Rule, headers: dict[str
         "spendPerMonthUsd": rule.spend_per_month_usd,
     }[which]
     resets = iso_utc(quota_reset(which, verdict.now))
+    if verdict.held:
+        return GatewayError(
+            QUOTA_EXCEEDED,
+            402,
+            f"Quota exceeded: what is left of {owner} {name} ({value} {unit}) is reserved by calls in progress. "
+            f"It frees up as they finish, and resets at {resets}.",
+            "Retry when your calls in progress have finished, or send fewer at once.",
+        )
     return GatewayError(
         QUOTA_EXCEEDED,
         402,

@@ -42,7 +42,8 @@ CREATE OR REPLACE FUNCTION {s}.admit_call(
     p_actor text, p_ip text, p_details jsonb, p_audit boolean)
 RETURNS TABLE (o_now timestamptz, o_window_start timestamptz, o_refused text, o_user_hits integer,
                o_project_hits integer, o_hold_id bigint, o_user_day bigint, o_user_month bigint,
-               o_user_spend numeric, o_project_day bigint, o_project_month bigint, o_project_spend numeric)
+               o_user_spend numeric, o_project_day bigint, o_project_month bigint, o_project_spend numeric,
+               o_held boolean)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_t timestamptz := COALESCE(p_at, now());
@@ -55,6 +56,7 @@ DECLARE
     v_p_day bigint := 0; v_p_month bigint := 0; v_p_spend numeric := 0;
     v_held_tokens bigint := 0; v_held_spend numeric := 0; v_all_tokens bigint := 0; v_all_spend numeric := 0;
     v_refused text;
+    v_held boolean := false;  -- refused only because calls in progress hold what is left
     v_uh integer;
     v_ph integer;
     v_hold bigint;
@@ -99,6 +101,15 @@ BEGIN
                           WHEN v_p_spend >= p_p_spend THEN 'project.spendPerMonthUsd'
                      END;
     END IF;
+    v_held := CASE v_refused
+                  WHEN 'user.tokensPerDay' THEN v_u_day - v_held_tokens < p_u_day
+                  WHEN 'user.tokensPerMonth' THEN v_u_month - v_held_tokens < p_u_month
+                  WHEN 'user.spendPerMonthUsd' THEN v_u_spend - v_held_spend < p_u_spend
+                  WHEN 'project.tokensPerDay' THEN v_p_day - v_all_tokens < p_p_day
+                  WHEN 'project.tokensPerMonth' THEN v_p_month - v_all_tokens < p_p_month
+                  WHEN 'project.spendPerMonthUsd' THEN v_p_spend - v_all_spend < p_p_spend
+                  ELSE false
+              END;
     IF v_refused IS NULL AND p_u_rate IS NOT NULL THEN
         INSERT INTO {s}.rate_counters AS r (scope, subject, window_start, hits)
         VALUES ('user', p_subject, v_win, 1)
@@ -125,6 +136,7 @@ BEGIN
                 p_details || jsonb_build_object('limit', v_refused), p_ip);
     END IF;
     RETURN QUERY SELECT v_t, v_win, v_refused, v_uh, v_ph, v_hold,
-                        v_u_day, v_u_month, v_u_spend, v_p_day, v_p_month, v_p_spend;
+                        v_u_day, v_u_month, v_u_spend, v_p_day, v_p_month, v_p_spend,
+                        v_held;
 END
 $$;

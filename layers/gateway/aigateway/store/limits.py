@@ -42,6 +42,7 @@ class Verdict:
     project_hits: int | None
     used: dict[str, Decimal | int]  # settled + held, per quota
     hold_id: int | None = None  # the admitted call's quota hold (None: no quota applies)
+    held: bool = False  # refused by a quota only because calls in progress hold the rest
 
 
 _ADMIT = """
@@ -104,6 +105,7 @@ async def admit(
         project_hits=row["o_project_hits"],
         used={k: row["o_" + k] for k in _USED_KEYS},
         hold_id=row["o_hold_id"],
+        held=bool(row["o_held"]),
     )
 
 
