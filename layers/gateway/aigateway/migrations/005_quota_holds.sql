@@ -26,7 +26,6 @@ CREATE TABLE IF NOT EXISTS {s}.quota_holds (
     expires_at  timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS quota_holds_subject_idx ON {s}.quota_holds (subject);
-CREATE INDEX IF NOT EXISTS quota_holds_expires_idx ON {s}.quota_holds (expires_at);
 
 -- The admission of one call, in one statement (SELECT * FROM admit_call(...)). A function rather
 -- than one big CTE because a quota check must see the holds other calls committed while this one
@@ -61,30 +60,31 @@ DECLARE
     v_ph integer;
     v_hold bigint;
 BEGIN
-    IF v_user_q THEN
-        PERFORM pg_advisory_xact_lock(7130002, hashtext(p_subject));
-    END IF;
-    IF v_proj_q THEN
-        PERFORM pg_advisory_xact_lock(7130003, 0);
-    END IF;
     IF v_user_q OR v_proj_q THEN
+        -- User lock first, then the project's: the same order in every admission.
+        PERFORM CASE WHEN v_user_q THEN pg_advisory_xact_lock(7130002, hashtext(p_subject)) END,
+                CASE WHEN v_proj_q THEN pg_advisory_xact_lock(7130003, 0) END;
+        -- Settled totals, then the live holds: the subject's alone when only user quotas
+        -- apply, else all of them. One query, run after the locks, so it sees every hold
+        -- committed before this admission got them.
         SELECT COALESCE(SUM(c.tokens) FILTER (WHERE c.scope = 'user' AND c.period = 'day'), 0),
                COALESCE(SUM(c.tokens) FILTER (WHERE c.scope = 'user' AND c.period = 'month'), 0),
                COALESCE(SUM(c.spend_usd) FILTER (WHERE c.scope = 'user' AND c.period = 'month'), 0),
                COALESCE(SUM(c.tokens) FILTER (WHERE c.scope = 'project' AND c.period = 'day'), 0),
                COALESCE(SUM(c.tokens) FILTER (WHERE c.scope = 'project' AND c.period = 'month'), 0),
-               COALESCE(SUM(c.spend_usd) FILTER (WHERE c.scope = 'project' AND c.period = 'month'), 0)
-          INTO v_u_day, v_u_month, v_u_spend, v_p_day, v_p_month, v_p_spend
-          FROM {s}.quota_counters c
-         WHERE ((c.scope = 'user' AND c.subject = p_subject) OR (c.scope = 'project' AND c.subject = ''))
-           AND ((c.period = 'day' AND c.period_start = v_day) OR (c.period = 'month' AND c.period_start = v_month));
-        -- Live holds: the subject's (indexed) when only user quotas apply, else all of them.
-        SELECT COALESCE(SUM(h.tokens) FILTER (WHERE h.subject = p_subject), 0),
-               COALESCE(SUM(h.spend_usd) FILTER (WHERE h.subject = p_subject), 0),
-               COALESCE(SUM(h.tokens), 0), COALESCE(SUM(h.spend_usd), 0)
-          INTO v_held_tokens, v_held_spend, v_all_tokens, v_all_spend
-          FROM {s}.quota_holds h
-         WHERE h.expires_at > v_t AND (v_proj_q OR h.subject = p_subject);
+               COALESCE(SUM(c.spend_usd) FILTER (WHERE c.scope = 'project' AND c.period = 'month'), 0),
+               h.user_tokens, h.user_spend, h.all_tokens, h.all_spend
+          INTO v_u_day, v_u_month, v_u_spend, v_p_day, v_p_month, v_p_spend,
+               v_held_tokens, v_held_spend, v_all_tokens, v_all_spend
+          FROM (SELECT COALESCE(SUM(tokens) FILTER (WHERE subject = p_subject), 0) AS user_tokens,
+                       COALESCE(SUM(spend_usd) FILTER (WHERE subject = p_subject), 0) AS user_spend,
+                       COALESCE(SUM(tokens), 0) AS all_tokens, COALESCE(SUM(spend_usd), 0) AS all_spend
+                  FROM {s}.quota_holds
+                 WHERE expires_at > v_t AND (v_proj_q OR subject = p_subject)) h
+          LEFT JOIN {s}.quota_counters c
+            ON ((c.scope = 'user' AND c.subject = p_subject) OR (c.scope = 'project' AND c.subject = ''))
+           AND ((c.period = 'day' AND c.period_start = v_day) OR (c.period = 'month' AND c.period_start = v_month))
+         GROUP BY h.user_tokens, h.user_spend, h.all_tokens, h.all_spend;
         v_u_day := v_u_day + v_held_tokens;
         v_u_month := v_u_month + v_held_tokens;
         v_u_spend := v_u_spend + v_held_spend;
