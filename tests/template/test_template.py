@@ -127,6 +127,7 @@ ALL_VIEWER_EXCEPT_HOST = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 FRONT_DOOR_ROUTES = {
     "/api/ai/chat/*": "ChatFunction",
     "/api/ai/v1/chat/*": "ChatFunction",
+    "/api/ai/v1/messages*": "ChatFunction",
     "/api/ai/image/*": "ImagesFunction",
     "/api/ai/embeddings*": "EmbeddingsFunction",
     "/api/ai/v1/embeddings*": "EmbeddingsFunction",
@@ -165,7 +166,9 @@ ALL_METHODS = {"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"}
 LAYER_REQUIREMENTS = [
     "fastapi>=0.115",
     "mangum>=0.19",
-    "uvicorn[standard]>=0.30",
+    "uvicorn>=0.30",
+    "httptools>=0.6",
+    "uvloop>=0.19",
     "aiohttp>=3.10",
     "psycopg[binary]>=3.2",
     "cryptography>=43",
