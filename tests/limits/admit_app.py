@@ -29,7 +29,7 @@ async def admit(request: Request, svc: Svc, who: User) -> JSON:
     cost = request.query_params.get("cost")
     if tokens or cost:
         await limits.charge(svc, admission, tokens=tokens, cost_usd=float(cost) if cost else None)
-    return JSON({"subject": admission.subject}, headers=admission.headers)
+    return JSON({"subject": admission.subject.label, "ip": client_ip(request)}, headers=admission.headers)
 
 
 @router.post("/test/content")

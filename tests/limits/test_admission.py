@@ -11,6 +11,7 @@ import pytest
 from aigateway import limits
 from aigateway.auth import Principal
 from aigateway.db import Conn
+from aigateway.errors import GatewayError
 from aigateway.services import Services
 from aigateway.settings import Settings
 
@@ -80,20 +81,24 @@ def test_rate_limit_429_with_headers_and_audit(gw: Gateway, sql: SQL) -> None:
         "limit": "user.requestsPerMinute",
         "model": "test/model",
         "kind": "chat",
-        "subject": "alice",
+        "subject": "user:alice",
     }
 
 
-def test_anon_callers_are_told_apart_by_ip(gw: Gateway) -> None:
+def test_anon_callers_are_told_apart_by_the_address_a_trusted_proxy_saw(make_gateway: MakeGateway) -> None:
+    """Behind one trusted proxy (TRUSTED_PROXY_HOPS=1) the right-most X-Forwarded-For entry is the
+    caller: what the caller wrote to its left changes nothing."""
+    gw = make_gateway(app_factory=app_for, trusted_proxy_hops=1)
     _set(gw, perUser={"requestsPerMinute": 1})
     _next_window_is_far()
     anon = gw.user(role="anon", sub="anon-key")
     one = {**anon, "X-Forwarded-For": "203.0.113.1"}
+    spoofed_one = {**anon, "X-Forwarded-For": "198.51.100.9, 203.0.113.1"}
     two = {**anon, "X-Forwarded-For": "203.0.113.2"}
     assert _admit(gw, one).status_code == 200
-    assert _admit(gw, one).status_code == 429
+    assert _admit(gw, spoofed_one).status_code == 429
     r = _admit(gw, two)
-    assert r.status_code == 200 and r.json()["subject"] == "anon-key:203.0.113.2"
+    assert r.status_code == 200 and r.json()["subject"] == "anon:anon-key:203.0.113.2"
 
 
 def test_project_limit_spans_users_and_admin_keys_are_exempt_unless_configured(gw: Gateway) -> None:
@@ -202,8 +207,14 @@ def test_round_trips(base_settings: Settings, sql: SQL) -> None:
     assert unconfigured == 1 and per_call == 1 and exempt == 0
 
 
-def test_charge_never_raises(base_settings: Settings) -> None:
+def test_an_unreachable_database_fails_the_charge_loudly_and_the_release_quietly(base_settings: Settings) -> None:
+    """A charge that could not be written is raised (settle logs it as an error); a hold that
+    could not be released is only logged: it expires on its own."""
     svc = Services.from_settings(
         base_settings.with_overrides(database_url="postgresql://nobody@127.0.0.1:1/x", db_connect_timeout_s=1)
     )
-    asyncio.run(limits.charge(svc, limits.Admission(subject="x"), tokens=5, cost_usd=0.1))
+    admission = limits.Admission(subject=limits.user_subject("x"), hold_id=1)
+    with pytest.raises(GatewayError):
+        asyncio.run(limits.charge(svc, admission, tokens=5, cost_usd=0.1))
+    asyncio.run(limits.release(svc, admission))
+    assert admission.hold_id is None

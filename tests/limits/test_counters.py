@@ -42,7 +42,7 @@ class Db:
         return self.loop.run_until_complete(coro)
 
     def reset(self) -> None:
-        self.run(self.svc.db.execute("TRUNCATE {s}.rate_counters, {s}.quota_counters, {s}.audit_logs"))
+        self.run(self.svc.db.execute("TRUNCATE {s}.rate_counters, {s}.quota_counters, {s}.quota_holds, {s}.audit_logs"))
 
     def admit(
         self,
@@ -238,7 +238,17 @@ def test_override_keys_replace_defaults_and_null_means_unlimited(override: dict[
 
 
 def test_identity_of_each_kind_of_caller() -> None:
-    assert limits.identity(Principal(role="project_admin", via_api_key=True), "1.2.3.4") == "admin"
-    assert limits.identity(Principal(role="authenticated", user_id="u1"), "1.2.3.4") == "u1"
-    assert limits.identity(Principal(role="anon", user_id="anon-key"), "1.2.3.4") == "anon-key:1.2.3.4"
-    assert limits.identity(Principal(role="anon"), None) == "anon:unknown"
+    """Typed, hashed, fixed-size keys: no caller's claims shape a key's kind or length."""
+    admin = limits.identity(Principal(role="project_admin", via_api_key=True), "1.2.3.4")
+    assert admin == limits.ADMIN and admin.key == "key:admin"
+    user = limits.identity(Principal(role="authenticated", user_id="u1"), "1.2.3.4")
+    assert user == limits.user_subject("u1") and user.key.startswith("user:") and user.label == "user:u1"
+    named_admin = limits.identity(Principal(role="project_admin", user_id="admin"), None)
+    assert named_admin.key != admin.key and named_admin.key.startswith("user:")
+    anon = limits.identity(Principal(role="anon", user_id="anon-key"), "1.2.3.4")
+    assert anon.key.startswith("anon:") and anon.label == "anon:anon-key:1.2.3.4"
+    assert anon != limits.identity(Principal(role="anon", user_id="anon-key"), "1.2.3.5")
+    assert limits.identity(Principal(role="anon"), None).label == "anon:anon:unknown"
+    huge = limits.identity(Principal(role="authenticated", user_id="x" * 5000), None)
+    keys = {s.key for s in (admin, user, named_admin, anon, huge)}
+    assert len(keys) == 5 and all(len(k) <= 80 for k in keys) and len(huge.label) <= 80

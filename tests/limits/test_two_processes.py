@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aigateway import limits
 from aigateway.auth import mint_jwt
 from aigateway.settings import Settings
 
@@ -188,7 +189,8 @@ def test_through_the_real_chat_route(two_chat_servers: list[str], base_settings:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         rows = sql(
-            "SELECT tokens FROM ai.quota_counters WHERE scope = 'user' AND subject = 'chatter' AND period = 'day'"
+            "SELECT tokens FROM ai.quota_counters WHERE scope = 'user' AND subject = %s AND period = 'day'",
+            (limits.user_subject("chatter").key,),
         )
         usage = sql("SELECT count(*) AS n FROM ai.usage")[0]["n"]
         if rows and usage == 10:

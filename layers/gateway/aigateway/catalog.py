@@ -8,7 +8,9 @@ the big four providers first. Cached per key, so a BYOK change shows its own lis
 from __future__ import annotations
 
 import hashlib
+import math
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import AI_UPSTREAM_UNAVAILABLE, GatewayError
@@ -26,6 +28,29 @@ def _price(value: Any) -> float:
         return max(0.0, round(float(value) * 1_000_000, 6))
     except (TypeError, ValueError):
         return 0.0
+
+
+@dataclass(frozen=True)
+class TokenPrice:
+    """USD per prompt token and per completion token, as the upstream catalog lists them."""
+
+    prompt: float
+    completion: float
+
+    @classmethod
+    def read(cls, pricing: Any) -> TokenPrice | None:
+        if not isinstance(pricing, dict):
+            return None
+        try:
+            prompt, completion = float(pricing.get("prompt") or 0), float(pricing.get("completion") or 0)
+        except (TypeError, ValueError):
+            return None
+        if not (math.isfinite(prompt) and math.isfinite(completion)) or prompt < 0 or completion < 0:
+            return None
+        return cls(prompt, completion)
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return prompt_tokens * self.prompt + completion_tokens * self.completion
 
 
 def map_model(m: dict[str, Any]) -> dict[str, Any]:
@@ -62,6 +87,7 @@ class ModelCatalog:
         self.ttl_s = ttl_s
         self._lists: dict[str, tuple[float, list[dict[str, Any]]]] = {}  # key slot -> (expires, models)
         self._windows: dict[str, tuple[float, int]] = {}  # model id -> (expires, context length)
+        self._prices: dict[str, tuple[float, TokenPrice]] = {}  # model id -> (expires, USD per token)
 
     async def raw_models(self, svc: Services) -> tuple[str | None, list[dict[str, Any]]]:
         """(key source, upstream model records); no key anywhere → (None, [])."""
@@ -88,11 +114,20 @@ class ModelCatalog:
             window = m.get("context_length")
             if isinstance(m.get("id"), str) and isinstance(window, int | float):
                 self._windows[m["id"]] = (expires, int(window))
+            price = TokenPrice.read(m.get("pricing"))
+            if isinstance(m.get("id"), str) and price is not None:
+                self._prices[m["id"]] = (expires, price)
         return resolved.source, models
 
     async def list_models(self, svc: Services) -> list[dict[str, Any]]:
         _, models = await self.raw_models(svc)
         return sorted((map_model(m) for m in models if m.get("id")), key=sort_key)
+
+    def peek_price(self, model_id: str) -> TokenPrice | None:
+        """The model's per-token price if a recent catalog fetch knows it; never does I/O (hot path:
+        the quota hold of a call under a spend quota, limits.py)."""
+        hit = self._prices.get(model_id) or self._prices.get(model_id.split(":", 1)[0])
+        return hit[1] if hit and time.monotonic() < hit[0] else None
 
     def peek_context_length(self, model_id: str) -> int | None:
         """The model's context window if a recent catalog fetch knows it; never does I/O (hot path)."""

@@ -89,7 +89,9 @@ def serve(args: argparse.Namespace) -> int:
     print(f"Data folder:     {settings.home.resolve()}")
     print(BANNER, flush=True)
     app = local_app(Services.from_settings(settings))
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    # No proxy headers: uvicorn would take a loopback caller's X-Forwarded-For as its address
+    # (api/client_address.py trusts proxies only when TRUSTED_PROXY_HOPS says so).
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False, proxy_headers=False)
     return 0
 
 

@@ -111,21 +111,28 @@ class Database:
             conn = self._idle.pop() if reused else await self._connect()
             try:
                 yield conn
-            except psycopg.OperationalError as exc:
-                await _discard(conn)
-                err = _Dropped() if reused else service_unavailable()
-                raise err from exc
-            except BaseException:
-                if conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            except psycopg.Error as exc:
+                if connection_lost(conn, exc):
                     await _discard(conn)
-                else:
-                    self._idle.append(conn)
+                    raise (_Dropped() if reused else service_unavailable()) from exc
+                await self._put_back(conn)  # the server answered: the connection is fine
+                if server_busy(exc):
+                    log.warning("database too busy for a statement: SQLSTATE %s", exc.sqlstate)
+                    raise service_unavailable() from exc
+                _log_refused(exc)
+                raise
+            except BaseException:
+                await self._put_back(conn)
                 raise
             else:
-                if conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    await _discard(conn)
-                else:
-                    self._idle.append(conn)
+                await self._put_back(conn)
+
+    async def _put_back(self, conn: Conn) -> None:
+        """Back to the idle list when it is usable (open, no transaction left open), else closed."""
+        if conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            await _discard(conn)
+        else:
+            self._idle.append(conn)
 
     async def run(self, work: Callable[[Conn], Awaitable[T]]) -> T:
         """Run `work` on a connection; once more on a fresh one if the first had been dropped.
@@ -181,6 +188,36 @@ def _has_rows(cur: psycopg.AsyncCursor[Any]) -> bool:
     (that was ~2 % of the gateway's CPU under load, py-spy)."""
     res = cur.pgresult
     return res is not None and (res.nfields > 0 or res.status in _ROWS)
+
+
+_LOST_STATES = frozenset({"57P01", "57P02", "57P03"})  # admin / crash shutdown, cannot connect now
+_BUSY_STATES = frozenset({"57014", "55P03", "40P01", "40001"})
+
+
+def connection_lost(conn: Conn, exc: psycopg.Error) -> bool:
+    """Whether `exc` means the connection is gone (server closed it, network failed: reconnect),
+    as opposed to the server refusing the statement — data, constraint and limit errors
+    (SQLSTATE classes 22, 23, 54, ...), which a reconnect would only repeat and which must not
+    pass for an outage. psycopg files some of those (54 "program limit exceeded": an index row
+    too large) under OperationalError, so the class alone does not tell."""
+    if conn.closed or conn.broken:
+        return True
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in _LOST_STATES
+
+
+def server_busy(exc: psycopg.Error) -> bool:
+    """Whether the server could not run the statement for now — out of resources (class 53),
+    cancelled by a statement timeout (57014), a lock wait or deadlock (55P03, 40P01, 40001):
+    a 503 for the caller, but the same statement later may well succeed, and no reconnect."""
+    state = exc.sqlstate or ""
+    return state.startswith("53") or state in _BUSY_STATES
+
+
+def _log_refused(exc: psycopg.Error) -> None:
+    """A refused statement is a bug or bad data, never routine: logged as an error (no values)."""
+    primary = exc.diag.message_primary if exc.diag else None
+    log.error("database refused a statement: %s (SQLSTATE %s): %s", type(exc).__name__, exc.sqlstate, primary)
 
 
 class _Dropped(GatewayError):

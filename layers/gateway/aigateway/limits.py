@@ -12,27 +12,40 @@ of the steady rate for clients that send in spurts; with fixed windows a client 
 window edge, get up to twice the ceiling within one rolling minute — the price of one cheap
 upsert per call instead of a sliding log.
 
-Quotas (tokens per UTC day and month, USD spend per UTC month) are checked before the call
-against totals that `charge` adds after each answer. A call that starts under the quota
-finishes even when it crosses it (a stream is never cut for quota); the next call is refused.
+Quotas (tokens per UTC day and month, USD spend per UTC month) are reserved at admission: the
+admission statement admits a call only while settled use plus the holds of the calls in flight
+is under the quota, and in the same statement holds this call's worst case (`Hold`: prompt
+estimate + maxTokens, and their price when the model's price is known). `charge` (through
+`flows.metering.settle`) replaces the hold with the actual use; `release` drops it when the
+call fails before answering. Whatever the concurrency, a quota is therefore passed by at most
+the last admitted call's actual use (as long as calls use no more than they held), and a call
+that starts under the quota finishes even when it crosses it (a stream is never cut); the next
+call is refused. A hold whose process died stops counting after `quota_hold_ttl_s`.
 
-Who is counted: authenticated users by JWT subject; anon callers by subject plus client IP
-(an app's anon key is shared by all its visitors); admin API-key callers as "admin", exempt
-unless the settings say `exemptAdmins: false`. Every call is counted against the project.
+Who is counted (`Subject`): authenticated users by JWT subject; anon callers by subject plus
+client IP (an app's anon key is shared by all its visitors); admin API-key callers as
+`key:admin`, exempt unless the settings say `exemptAdmins: false`. Every call is counted
+against the project. Keys are typed and hashed (`user:<sha256>`, `anon:<sha256>`), so a user
+whose `sub` is "admin" never shares the admin key's counters and no JWT makes a key longer
+than an index row allows.
 """
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import logging
 import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .db import GroupCommit
 from .errors import QUOTA_EXCEEDED, RATE_LIMITED, GatewayError
+from .limit_rules import RULE_KEYS as RULE_KEYS
+from .limit_rules import LimitsCache as LimitsCache
+from .limit_rules import LimitsConfig as LimitsConfig
+from .limit_rules import Rule as Rule
 from .store import limits as store
 from .timefmt import iso_utc
 
@@ -42,140 +55,71 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RULE_KEYS = ("requestsPerMinute", "burst", "tokensPerDay", "tokensPerMonth", "spendPerMonthUsd")
 _CLEANUP_EVERY_S = 300.0
 
 
 @dataclass(frozen=True)
-class Rule:
-    """One scope's limits (a user, or the project as a whole); None = unlimited."""
+class Subject:
+    """Whom a call's limits and quotas count: `key` is the fixed-size database key, `label` a
+    bounded readable form for audit details."""
 
-    requests_per_minute: int | None = None
-    burst: int = 0
-    tokens_per_day: int | None = None
-    tokens_per_month: int | None = None
-    spend_per_month_usd: float | None = None
+    key: str
+    label: str
 
-    @property
-    def window_max(self) -> int | None:
-        """Calls one minute window admits."""
-        return None if self.requests_per_minute is None else self.requests_per_minute + self.burst
 
-    @property
-    def unlimited(self) -> bool:
-        return (
-            self.requests_per_minute is None
-            and self.tokens_per_day is None
-            and self.tokens_per_month is None
-            and self.spend_per_month_usd is None
-        )
+ADMIN = Subject("key:admin", "key:admin")
+_LABEL_CHARS = 64
 
-    @classmethod
-    def from_json(cls, d: dict[str, Any] | None) -> Rule:
-        d = d or {}
-        spend = d.get("spendPerMonthUsd")
-        return cls(
-            requests_per_minute=d.get("requestsPerMinute"),
-            burst=int(d.get("burst") or 0),
-            tokens_per_day=d.get("tokensPerDay"),
-            tokens_per_month=d.get("tokensPerMonth"),
-            spend_per_month_usd=None if spend is None else float(spend),
-        )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "requestsPerMinute": self.requests_per_minute,
-            "burst": self.burst,
-            "tokensPerDay": self.tokens_per_day,
-            "tokensPerMonth": self.tokens_per_month,
-            "spendPerMonthUsd": self.spend_per_month_usd,
-        }
+def _readable(text: str, limit: int = _LABEL_CHARS) -> str:
+    """`text` cut to `limit` characters, unprintable ones (NUL, controls) as "?": safe to store."""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
 
-    def merged(self, override: dict[str, Any] | None) -> Rule:
-        """This rule with the keys an override sets replaced (null in an override = unlimited)."""
-        if not override:
-            return self
-        base = self.to_json()
-        base.update({k: v for k, v in override.items() if k in RULE_KEYS})
-        return Rule.from_json(base)
+
+def _digest(*parts: str) -> str:
+    """sha256 of the parts, NUL-separated (an IP address never holds a NUL, and it comes last)."""
+    return hashlib.sha256("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def user_subject(user_id: str) -> Subject:
+    """The subject of an authenticated user (also what the admin view of a user reads)."""
+    return Subject("user:" + _digest(user_id), "user:" + _readable(user_id))
+
+
+def identity(principal: Principal, ip: str | None) -> Subject:
+    """The rate-limit and quota subject of a caller (see the module docstring)."""
+    if principal.via_api_key:
+        return ADMIN
+    if principal.role != "anon" and principal.user_id is not None:
+        return user_subject(principal.user_id)
+    sub = principal.user_id or ""
+    where = ip or "unknown"
+    return Subject("anon:" + _digest(principal.role, sub, where), f"anon:{_readable(sub) or principal.role}:{where}")
 
 
 @dataclass(frozen=True)
-class LimitsConfig:
-    """Everything the admin set, as the hot path reads it."""
+class Hold:
+    """The most one call may use: what admission reserves against the quotas until it is settled."""
 
-    per_user: Rule = field(default_factory=Rule)
-    per_project: Rule = field(default_factory=Rule)
-    exempt_admins: bool = True
-    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @classmethod
-    def from_json(cls, body: dict[str, Any] | None, overrides: dict[str, dict[str, Any]] | None = None) -> LimitsConfig:
-        body = body or {}
-        return cls(
-            per_user=Rule.from_json(body.get("perUser")),
-            per_project=Rule.from_json(body.get("perProject")),
-            exempt_admins=bool(body.get("exemptAdmins", True)),
-            overrides=dict(overrides or {}),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "perUser": self.per_user.to_json(),
-            "perProject": self.per_project.to_json(),
-            "exemptAdmins": self.exempt_admins,
-        }
-
-    @property
-    def configured(self) -> bool:
-        """False when nothing anywhere is limited: `admit` then returns without any I/O."""
-        return not (self.per_user.unlimited and self.per_project.unlimited) or any(
-            not Rule.from_json(o).unlimited for o in self.overrides.values()
-        )
-
-    def for_user(self, user_id: str | None) -> Rule:
-        return self.per_user.merged(self.overrides.get(user_id) if user_id is not None else None)
+    tokens: int = 0
+    spend_usd: float = 0.0
 
 
-class LimitsCache:
-    """The settings and overrides, reloaded at most every `ttl_s` (like config_cache.py)."""
-
-    def __init__(self, ttl_s: float) -> None:
-        self._ttl = ttl_s
-        self._value = LimitsConfig()
-        self._expires = 0.0
-        self._lock: asyncio.Lock | None = None
-
-    async def get(self, svc: Services) -> LimitsConfig:
-        if time.monotonic() >= self._expires:
-            if self._lock is None:
-                self._lock = asyncio.Lock()
-            async with self._lock:
-                if time.monotonic() >= self._expires:
-                    body, overrides = await store.load(svc.db)
-                    self._value = LimitsConfig.from_json(body, overrides)
-                    self._expires = time.monotonic() + self._ttl
-        return self._value
-
-    def invalidate(self) -> None:
-        self._expires = 0.0
+def hold_for(svc: Services, model: str, prompt_tokens: int, completion_tokens: int) -> Hold:
+    """The hold of a call that may use this many tokens: their sum, and their price at the
+    model's catalog price when this process knows it (no I/O; unknown = no spend held)."""
+    price = svc.catalog.peek_price(model)
+    spend = price.cost(prompt_tokens, completion_tokens) if price is not None else 0.0
+    return Hold(tokens=prompt_tokens + completion_tokens, spend_usd=spend)
 
 
 @dataclass
 class Admission:
-    """An admitted call: the headers for its response and who `charge` bills afterwards."""
+    """An admitted call: the headers for its response, who `charge` bills, and its quota hold."""
 
     headers: dict[str, str] = field(default_factory=dict)
-    subject: str = "admin"
-
-
-def identity(principal: Principal, ip: str | None) -> str:
-    """The rate-limit and quota subject of a caller (see the module docstring)."""
-    if principal.via_api_key:
-        return "admin"
-    if principal.role == "anon":
-        return f"{principal.user_id or 'anon'}:{ip or 'unknown'}"
-    return principal.user_id or f"{principal.role}:{ip or 'unknown'}"
+    subject: Subject = ADMIN
+    hold_id: int | None = None
 
 
 def _quota_params(user: Rule, project: Rule) -> dict[str, int | float | None]:
@@ -189,11 +133,13 @@ def _quota_params(user: Rule, project: Rule) -> dict[str, int | float | None]:
     }
 
 
-async def admit(svc: Services, principal: Principal, ip: str | None, *, model: str, kind: str) -> Admission:
+async def admit(
+    svc: Services, principal: Principal, ip: str | None, *, model: str, kind: str, hold: Hold | None = None
+) -> Admission:
     """Admit one generation call or raise 429 RATE_LIMITED / 402 QUOTA_EXCEEDED.
 
     At most one database round trip; none when nothing is configured or the caller is exempt.
-    A refusal is audited by that same statement.
+    A refusal is audited by that same statement; an admission under a quota holds `hold`.
     """
     config = await svc.limits.get(svc)
     subject = identity(principal, ip)
@@ -204,34 +150,48 @@ async def admit(svc: Services, principal: Principal, ip: str | None, *, model: s
     project = config.per_project
     if user.unlimited and project.unlimited:
         return admission
+    hold = hold or Hold()
     verdict = await store.admit(
         svc.db,
-        subject=subject,
+        subject=subject.key,
         user_rate=user.window_max,
         project_rate=project.window_max,
         quotas=_quota_params(user, project),
-        actor=principal.actor,
+        actor=_readable(principal.actor, 256),
         ip=ip,
-        details={"model": model, "kind": kind, "subject": subject},
+        details={"model": model, "kind": kind, "subject": subject.label},
+        hold_tokens=hold.tokens,
+        hold_spend=hold.spend_usd,
+        hold_ttl_s=svc.settings.quota_hold_ttl_s,
     )
     admission.headers = rate_headers(verdict, user, project)
     if verdict.refused:
         raise refusal(verdict, user, project, admission.headers)
+    admission.hold_id = verdict.hold_id
     return admission
 
 
 async def charge(svc: Services, admission: Admission, *, tokens: int, cost_usd: float | None) -> None:
-    """Count an answer's tokens and spend against the caller's and the project's quotas.
+    """Count an answer's tokens and spend against the caller's and the project's quotas, and
+    drop its hold. Always counted (also when no quota is set yet), so a quota set mid-month
+    sees the month.
 
-    Always counted (also when no quota is set yet), so a quota set mid-month sees the month.
-    Never raises: the answer is already delivered; a failure is logged.
+    The user's and the project's counters are separate statements, both attempted: one that
+    fails does not lose the other. A failure is logged as an error and raised.
     """
+    await _write(svc, [Charge(admission.subject.key, tokens, cost_usd, admission.hold_id)])
+
+
+async def release(svc: Services, admission: Admission) -> None:
+    """Drop the hold of a call that ended without an answer to bill. Never raises: the hold
+    would expire anyway, and the caller is already getting the call's own error."""
+    if admission.hold_id is None:
+        return
     try:
-        if tokens > 0 or cost_usd:
-            await store.charge(svc.db, subject=admission.subject, tokens=tokens, cost_usd=cost_usd)
-        await _maybe_cleanup(svc)
-    except Exception:  # never fail a delivered answer over bookkeeping
-        log.exception("counting usage against quotas failed")
+        await store.release(svc.db, [admission.hold_id])
+    except Exception:
+        log.exception("releasing a quota hold failed (it expires after quota_hold_ttl_s)")
+    admission.hold_id = None
 
 
 async def _maybe_cleanup(svc: Services) -> None:
@@ -243,21 +203,56 @@ async def _maybe_cleanup(svc: Services) -> None:
     await store.cleanup(svc.db)
 
 
-Charge = tuple[str, int, float | None]  # (subject, tokens, cost in USD)
+@dataclass(frozen=True)
+class Charge:
+    """One settled call: whose counters, what it used, and the hold it replaces."""
+
+    subject: str  # Subject.key
+    tokens: int
+    cost_usd: float | None
+    hold_id: int | None = None
+
+
+async def _write(svc: Services, items: list[Charge]) -> None:
+    """Charge `items`: one statement per subject, then one for the project that also deletes the
+    holds. Each statement is attempted whatever the others did; the first failure is raised."""
+    totals: dict[str, tuple[int, float | None]] = {}
+    for item in items:
+        t, c = totals.get(item.subject, (0, None))
+        totals[item.subject] = (t + max(0, item.tokens), c if item.cost_usd is None else (c or 0.0) + item.cost_usd)
+    failures: list[Exception] = []
+    for subject, (tokens, cost) in totals.items():
+        if tokens > 0 or cost:
+            try:
+                await store.charge_user(svc.db, subject=subject, tokens=tokens, cost_usd=cost)
+            except Exception as exc:
+                log.error("charging %d tokens to a user's quota counters failed: %r", tokens, exc)
+                failures.append(exc)
+    tokens = sum(t for t, _ in totals.values())
+    costs = [c for _, c in totals.values() if c is not None]
+    holds = [i.hold_id for i in items if i.hold_id is not None]
+    if tokens > 0 or costs or holds:
+        try:
+            await store.charge_project(svc.db, tokens=tokens, cost_usd=sum(costs) if costs else None, holds=holds)
+        except Exception as exc:
+            log.error("charging %d tokens to the project's quota counters failed: %r", tokens, exc)
+            failures.append(exc)
+    try:
+        await _maybe_cleanup(svc)
+    except Exception:
+        log.warning("sweeping expired limit counters failed", exc_info=True)
+    if failures:
+        raise failures[0]
 
 
 def charge_writer(svc: Services) -> GroupCommit[Charge]:
     """The process's charge writer: answers that finish together are charged in one statement
-    per subject (their tokens and spend summed, which adds up to the same counters), instead of
-    one round trip each (db.GroupCommit; a lone answer is charged at once)."""
+    per subject plus one for the project (their tokens and spend summed, which adds up to the
+    same counters), instead of two round trips each (db.GroupCommit; a lone answer is charged
+    at once)."""
 
     async def write(items: list[Charge]) -> None:
-        totals: dict[str, tuple[int, float | None]] = {}
-        for subject, tokens, cost in items:
-            t, c = totals.get(subject, (0, None))
-            totals[subject] = (t + tokens, c if cost is None else (c or 0.0) + cost)
-        for subject, (tokens, cost) in totals.items():
-            await charge(svc, Admission(subject=subject), tokens=tokens, cost_usd=cost)
+        await _write(svc, items)
 
     return GroupCommit(write)
 
@@ -329,6 +324,14 @@ def refusal(verdict: store.Verdict, user: Rule, project: Rule, headers: dict[str
         "spendPerMonthUsd": rule.spend_per_month_usd,
     }[which]
     resets = iso_utc(quota_reset(which, verdict.now))
+    if verdict.held:
+        return GatewayError(
+            QUOTA_EXCEEDED,
+            402,
+            f"Quota exceeded: what is left of {owner} {name} ({value} {unit}) is reserved by calls in progress. "
+            f"It frees up as they finish, and resets at {resets}.",
+            "Retry when your calls in progress have finished, or send fewer at once.",
+        )
     return GatewayError(
         QUOTA_EXCEEDED,
         402,

@@ -100,6 +100,17 @@ class Settings:
     # less room for the response envelope (status, headers, JSON string escaping).
     max_response_bytes: int = 0
 
+    # Who the caller is, network-wise (api/client_address.py). A header the trusted edge sets
+    # and overwrites (`cloudfront-viewer-address`, "ip:port"), and the number of proxies in
+    # front of the gateway that append the address they saw to X-Forwarded-For. Neither is
+    # trusted by default: the caller's address is then the connection's (or Lambda's sourceIp).
+    client_ip_header: str | None = None
+    trusted_proxy_hops: int = 0
+
+    # How long an admitted call's quota hold counts at most (limits.py): longer than any call
+    # runs, so a process that dies mid-call holds the quota only this long.
+    quota_hold_ttl_s: int = 900
+
     # Caches (seconds).
     config_cache_ttl_s: float = 5.0
     key_cache_ttl_s: float = 300.0
@@ -157,6 +168,9 @@ class Settings:
             max_messages=_int(e.get("MAX_MESSAGES"), 500),
             max_content_chars=_int(e.get("MAX_CONTENT_CHARS"), 2_000_000),
             max_embedding_inputs=_int(e.get("MAX_EMBEDDING_INPUTS"), 2048),
+            client_ip_header=(_opt(e.get("CLIENT_IP_HEADER")) or "").lower() or None,
+            trusted_proxy_hops=max(0, _int(e.get("TRUSTED_PROXY_HOPS"), 0)),
+            quota_hold_ttl_s=max(60, _int(e.get("QUOTA_HOLD_TTL_S"), 900)),
             max_response_bytes=_int(e.get("MAX_RESPONSE_BYTES"), LAMBDA_BUFFERED_RESPONSE_BYTES if on_aws else 0),
             config_cache_ttl_s=_float(e.get("CONFIG_CACHE_TTL_S"), 5.0),
             key_cache_ttl_s=min(300.0, _float(e.get("KEY_CACHE_TTL_S"), 300.0)),

@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from ..auth import Principal
 from ..flows.common import CallContext
 from ..services import Services
+from .client_address import client_address
 from .failures import request_id_of as request_id
 
 
@@ -35,11 +36,12 @@ def admin(request: Request) -> Principal:
 
 
 def client_ip(request: Request) -> str | None:
-    """The caller's address: the first X-Forwarded-For hop when behind the front door."""
-    forwarded = request.headers.get("x-forwarded-for")
-    if forwarded:
-        return forwarded.split(",")[0].strip() or None
-    return request.client.host if request.client else None
+    """The caller's address as the network reports it, never as the caller wrote it
+    (api/client_address.py); always a valid IP address or None."""
+    peer = request.client.host if request.client else None
+    settings = services(request).settings
+    adapter = settings.on_aws and "aws.event" not in request.scope  # the chat function (run.sh)
+    return client_address(request.headers, peer, settings, adapter=adapter)
 
 
 async def _services_dep(request: Request) -> Services:

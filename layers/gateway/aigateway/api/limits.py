@@ -174,7 +174,7 @@ async def get_user_limits(userId: UserId, svc: Svc, _: Admin) -> JSON:
     if row is None:
         raise not_found(f"No limit overrides for user {userId}")
     out = _override(userId, row["body"], await _defaults(svc), row)
-    used = await store.used(svc.db, userId)
+    used = await store.used(svc.db, limits.user_subject(userId).key)
     out["usage"] = {
         "tokensToday": int(used.get("tokens_today") or 0),
         "tokensThisMonth": int(used.get("tokens_month") or 0),

@@ -28,7 +28,7 @@ from ..store.configs import Config
 from ..store.usage import UsageRecord
 from ..usage import Usage
 from .common import Answer, CallContext, content_text, gate
-from .metering import settle
+from .metering import release, releasing, settle
 from .stream_state import StreamState, upstream_chunks
 
 if TYPE_CHECKING:
@@ -100,6 +100,11 @@ def check_caps(settings: Settings, req: ChatRequest) -> None:
         raise GatewayError(
             INVALID_INPUT, 400, f"Validation error: messages: at most {settings.max_messages} messages are allowed"
         )
+
+
+def prompt_estimate(prompt_chars: int, messages: int) -> int:
+    """Prompt tokens before the upstream counted them: 4 characters a token, 4 more a message."""
+    return prompt_chars // 4 + 4 * messages
 
 
 def _prompt_chars(messages: list[dict[str, Any]]) -> int:
@@ -196,7 +201,8 @@ async def prepare(
         await policy.check_content(
             svc, ctx.principal, ctx.ip, config_id=config.id, policy=config.content_policy, texts=chat_texts(req, extra)
         )
-    admission = await limits.admit(svc, ctx.principal, ctx.ip, model=model, kind="chat")
+    hold = limits.hold_for(svc, model, prompt_estimate(prompt_chars, len(messages)), max_tokens)
+    admission = await limits.admit(svc, ctx.principal, ctx.ip, model=model, kind="chat", hold=hold)
     payload = upstream_payload(req, model, messages, config, max_tokens)
     if call_plugins:
         payload["plugins"] = call_plugins
@@ -266,7 +272,7 @@ async def answer(
 ) -> Answer[dict[str, Any]]:
     """A plain (non-streamed) chat call: every check, the upstream call, and the row that bills it."""
     prep = await prepare(svc, ctx, req, extra)
-    upstream, key = await complete(svc, prep)
+    upstream, key = await releasing(svc, prep.admission, complete(svc, prep))
     served = upstream.get("model")
     record = usage_record(
         prep, key, served_model=served if isinstance(served, str) else None, usage=Usage.read(upstream.get("usage"))
@@ -277,7 +283,7 @@ async def answer(
 async def stream(svc: Services, ctx: CallContext, req: ChatRequest, extra: dict[str, Any] | None = None) -> ChatStream:
     """A streamed chat call: every check, then the open upstream stream (nothing relayed yet)."""
     prep = await prepare(svc, ctx, req, extra)
-    upstream, key = await open_stream(svc, prep)
+    upstream, key = await releasing(svc, prep.admission, open_stream(svc, prep))
     return ChatStream(svc, prep, upstream, key)
 
 
@@ -324,7 +330,8 @@ class ChatStream:
         else:
             self.upstream.close()  # failed or abandoned: closing tells the upstream to stop generating
         if state.usage is None and state.chars == 0 and state.error is not None:
-            return  # nothing was generated: an upstream failure before any token costs nothing
+            await release(self.svc, self.prep.admission)  # nothing generated: nothing to bill or hold
+            return
         record = usage_record(
             self.prep, self.key, served_model=state.served_model, usage=state.usage, completion_chars=state.chars
         )

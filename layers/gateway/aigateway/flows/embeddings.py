@@ -39,6 +39,7 @@ from ..store.configs import Config
 from ..store.usage import UsageRecord
 from ..usage import Usage
 from .common import Answer, CallContext, gate
+from .metering import releasing
 
 if TYPE_CHECKING:
     from ..limits import Admission
@@ -132,7 +133,8 @@ async def prepare(svc: Services, ctx: CallContext, req: EmbeddingsRequest) -> Pr
     await policy.check_content(
         svc, ctx.principal, ctx.ip, config_id=config.id, policy=config.content_policy, texts=texts
     )
-    admission = await limits.admit(svc, ctx.principal, ctx.ip, model=req.model, kind="embedding")
+    hold = limits.hold_for(svc, req.model, sum(len(t) for t in texts) // 4 + 4 * len(texts), 0)
+    admission = await limits.admit(svc, ctx.principal, ctx.ip, model=req.model, kind="embedding", hold=hold)
     return PreparedEmbeddings(ctx, config, req.model, upstream_payload(req), admission, len(texts))
 
 
@@ -176,5 +178,5 @@ def usage_record(prep: PreparedEmbeddings, upstream: dict[str, Any], key: Resolv
 
 async def embeddings(svc: Services, ctx: CallContext, req: EmbeddingsRequest) -> Answer[dict[str, Any]]:
     prep = await prepare(svc, ctx, req)
-    upstream, key = await call(svc, prep)
+    upstream, key = await releasing(svc, prep.admission, call(svc, prep))
     return Answer(upstream, prep.model, ctx.request_id, usage_record(prep, upstream, key), prep.admission)

@@ -41,7 +41,7 @@ from ..store.configs import Config
 from ..store.usage import UsageRecord
 from ..usage import Usage
 from .common import Answer, CallContext, content_text, gate
-from .metering import settle
+from .metering import releasing, settle
 
 if TYPE_CHECKING:
     from ..limits import Admission
@@ -146,8 +146,12 @@ async def prepare(svc: Services, ctx: CallContext, req: ImageRequest) -> Prepare
     await policy.check_content(
         svc, ctx.principal, ctx.ip, config_id=config.id, policy=config.content_policy, texts=[req.prompt]
     )
-    admission = await limits.admit(svc, ctx.principal, ctx.ip, model=req.model, kind="image")
     payload = upstream_payload(config, req, req.model)
+    count = req.numImages or 1
+    # Each image is one upstream call; its output is capped like a chat answer's default.
+    prompt = len(prompt_text(config, req)) // 4 + 4
+    hold = limits.hold_for(svc, req.model, count * prompt, count * svc.settings.default_max_tokens)
+    admission = await limits.admit(svc, ctx.principal, ctx.ip, model=req.model, kind="image", hold=hold)
     return PreparedImages(ctx, config, req.model, payload, admission, req.numImages or 1, req.size)
 
 
@@ -249,7 +253,7 @@ async def store_images(svc: Services, prep: PreparedImages, urls: list[str], bas
 
 async def image_generation(svc: Services, ctx: CallContext, req: ImageRequest, base_url: str) -> Answer[Images]:
     prep = await prepare(svc, ctx, req)
-    results = await generate(svc, prep)
+    results = await releasing(svc, prep.admission, generate(svc, prep))
     images = collect([b for b, _ in results])
     record = usage_record(prep, results, images)
     too_big = inline_size(images) > INLINE_LIMIT_BYTES

@@ -1,12 +1,14 @@
-"""Settling a call: its usage row written (or spooled) and its tokens and spend counted against quotas."""
+"""Settling a call: its usage row written (or spooled), its use counted against quotas and its
+hold replaced; or, for a call that failed before answering, its hold released."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, TypeVar
 
-from .. import metrics
+from .. import limits, metrics
 
 if TYPE_CHECKING:
     from ..limits import Admission
@@ -14,6 +16,7 @@ if TYPE_CHECKING:
     from ..store.usage import UsageRecord
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 async def settle(svc: Services, admission: Admission | None, record: UsageRecord) -> None:
@@ -22,7 +25,8 @@ async def settle(svc: Services, admission: Admission | None, record: UsageRecord
     Runs before the answer's last byte, so its time is the caller's: the row and the charge are
     independent statements and go out together (on separate connections where the pool has them).
     Concurrent calls share one insert and one charge statement per subject (`Services.usage`,
-    `Services.charges`: group commit). Never raises: the answer is already paid for upstream.
+    `Services.charges`: group commit). Never raises: the answer is already paid for upstream; a
+    charge that fails is logged as an error.
     """
     metrics.record_call(record)
     if admission is None:
@@ -33,7 +37,24 @@ async def settle(svc: Services, admission: Admission | None, record: UsageRecord
 
 async def _charge(svc: Services, admission: Admission, record: UsageRecord) -> None:
     tokens = (record.input_tokens or 0) + (record.output_tokens or 0)
+    charge = limits.Charge(admission.subject.key, tokens, record.cost_usd, admission.hold_id)
+    admission.hold_id = None  # settled (or, if the write fails, left to expire): never released too
     try:
-        await svc.charges.submit((admission.subject, tokens, record.cost_usd))
+        await svc.charges.submit(charge)
     except Exception:
-        log.exception("charging usage against limits failed")
+        log.exception("charging usage against limits failed (request %s)", record.request_id)
+
+
+async def releasing(svc: Services, admission: Admission, call: Awaitable[T]) -> T:
+    """`await call`, releasing the admission's quota hold if it fails: a call that errors before
+    answering must not keep quota that nothing will ever settle."""
+    try:
+        return await call
+    except BaseException:
+        await asyncio.shield(limits.release(svc, admission))
+        raise
+
+
+async def release(svc: Services, admission: Admission) -> None:
+    """Release the hold of a call that ended without anything to bill (see `limits.release`)."""
+    await limits.release(svc, admission)

@@ -1,17 +1,24 @@
-"""ai.limit_settings, ai.limit_overrides, ai.rate_counters, ai.quota_counters.
+"""ai.limit_settings, ai.limit_overrides, ai.rate_counters, ai.quota_counters, ai.quota_holds.
 
-The hot path is `admit`: ONE statement that reads this period's token/spend totals, bumps
-the per-user and per-project minute counters (only when the quotas allow the call, and the
-project's only when the user's own limit allows it), decides, and writes the audit record
-of a refusal — so a refused call costs no more round trips than an admitted one.
+The hot path is `admit`: ONE statement (the `admit_call` function of migration 005) that sums
+this period's settled tokens/spend plus the holds of the calls still in flight, bumps the
+per-user and per-project minute counters (only when the quotas allow the call, and the
+project's only when the user's own limit allows it), decides, holds the admitted call's worst
+case, and writes the audit record of a refusal — so a refused call costs no more round trips
+than an admitted one.
 
-Counting is race-free across processes because `INSERT .. ON CONFLICT DO UPDATE` increments
-under the row lock and RETURNING gives each request its own count: in a window of limit L
-exactly the requests that drew counts 1..L are admitted, however many instances race.
+Counting is race-free across processes: minute counters because `INSERT .. ON CONFLICT DO
+UPDATE` increments under the row lock and RETURNING gives each request its own count (in a
+window of limit L exactly the requests that drew counts 1..L are admitted); quotas because the
+check and the hold are taken under one advisory lock per user and one for the project.
+
+Settling writes the user's counters and the project's counters in separate statements
+(`charge_user`, `charge_project`), so one that fails does not lose the other.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -33,79 +40,18 @@ class Verdict:
     refused: str | None  # e.g. "user.requestsPerMinute", "project.tokensPerDay"; None = admitted
     user_hits: int | None
     project_hits: int | None
-    used: dict[str, Decimal | int]
+    used: dict[str, Decimal | int]  # settled + held, per quota
+    hold_id: int | None = None  # the admitted call's quota hold (None: no quota applies)
+    held: bool = False  # refused by a quota only because calls in progress hold the rest
 
 
 _ADMIT = """
-WITH k AS (
-    SELECT t,
-           to_timestamp(floor(extract(epoch FROM t) / 60) * 60) AS win,
-           (t AT TIME ZONE 'UTC')::date AS day,
-           date_trunc('month', t AT TIME ZONE 'UTC')::date AS month
-      FROM (SELECT COALESCE(%(at)s::timestamptz, now()) AS t) clock
-),
-used AS (
-    SELECT COALESCE(SUM(c.tokens) FILTER (WHERE c.scope = 'user' AND c.period = 'day'), 0) AS user_day,
-           COALESCE(SUM(c.tokens) FILTER (WHERE c.scope = 'user' AND c.period = 'month'), 0) AS user_month,
-           COALESCE(SUM(c.spend_usd) FILTER (WHERE c.scope = 'user' AND c.period = 'month'), 0) AS user_spend,
-           COALESCE(SUM(c.tokens) FILTER (WHERE c.scope = 'project' AND c.period = 'day'), 0) AS project_day,
-           COALESCE(SUM(c.tokens) FILTER (WHERE c.scope = 'project' AND c.period = 'month'), 0)
-               AS project_month,
-           COALESCE(SUM(c.spend_usd) FILTER (WHERE c.scope = 'project' AND c.period = 'month'), 0)
-               AS project_spend
-      FROM k JOIN {s}.quota_counters c
-        ON %(quotas)s
-       AND ((c.scope = 'user' AND c.subject = %(subject)s) OR (c.scope = 'project' AND c.subject = ''))
-       AND ((c.period = 'day' AND c.period_start = k.day)
-            OR (c.period = 'month' AND c.period_start = k.month))
-),
-quota AS (
-    SELECT u.*,
-           CASE WHEN u.user_day >= %(u_day)s::bigint THEN 'user.tokensPerDay'
-                WHEN u.user_month >= %(u_month)s::bigint THEN 'user.tokensPerMonth'
-                WHEN u.user_spend >= %(u_spend)s::numeric THEN 'user.spendPerMonthUsd'
-                WHEN u.project_day >= %(p_day)s::bigint THEN 'project.tokensPerDay'
-                WHEN u.project_month >= %(p_month)s::bigint THEN 'project.tokensPerMonth'
-                WHEN u.project_spend >= %(p_spend)s::numeric THEN 'project.spendPerMonthUsd'
-           END AS refusal
-      FROM used u
-),
-ur AS (
-    INSERT INTO {s}.rate_counters AS r (scope, subject, window_start, hits)
-    SELECT 'user', %(subject)s, k.win, 1 FROM k, quota q
-     WHERE q.refusal IS NULL AND %(u_rate)s::integer IS NOT NULL
-    ON CONFLICT (scope, subject, window_start) DO UPDATE SET hits = r.hits + 1
-    RETURNING r.hits
-),
-pr AS (
-    INSERT INTO {s}.rate_counters AS r (scope, subject, window_start, hits)
-    SELECT 'project', '', k.win, 1 FROM k, quota q
-     WHERE q.refusal IS NULL AND %(p_rate)s::integer IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM ur WHERE ur.hits > %(u_rate)s::integer)
-    ON CONFLICT (scope, subject, window_start) DO UPDATE SET hits = r.hits + 1
-    RETURNING r.hits
-),
-verdict AS (
-    SELECT k.t AS now, k.win AS window_start, q.*,
-           (SELECT hits FROM ur) AS user_hits, (SELECT hits FROM pr) AS project_hits,
-           COALESCE(q.refusal,
-                    CASE WHEN (SELECT hits FROM ur) > %(u_rate)s::integer THEN 'user.requestsPerMinute'
-                         WHEN (SELECT hits FROM pr) > %(p_rate)s::integer THEN 'project.requestsPerMinute'
-                    END) AS refused
-      FROM k, quota q
-),
-audit AS (
-    INSERT INTO {s}.audit_logs (actor, action, details, ip_address)
-    SELECT %(actor)s,
-           CASE WHEN q.refusal IS NULL THEN 'RATE_LIMITED' ELSE 'QUOTA_EXCEEDED' END,
-           %(details)s::jsonb || jsonb_build_object('limit', v.refused),
-           %(ip)s
-      FROM verdict v, quota q
-     WHERE v.refused IS NOT NULL AND %(audit)s
-)
-SELECT now, window_start, refused, user_hits, project_hits,
-       user_day, user_month, user_spend, project_day, project_month, project_spend
-  FROM verdict
+SELECT * FROM {s}.admit_call(
+    %(at)s::timestamptz, %(subject)s::text, %(u_rate)s::integer, %(p_rate)s::integer,
+    %(u_day)s::bigint, %(u_month)s::bigint, %(u_spend)s::numeric,
+    %(p_day)s::bigint, %(p_month)s::bigint, %(p_spend)s::numeric,
+    %(hold_tokens)s::bigint, %(hold_spend)s::numeric, %(hold_ttl_s)s::integer,
+    %(actor)s::text, %(ip)s::text, %(details)s::jsonb, %(audit)s::boolean)
 """
 
 _USED_KEYS = ("user_day", "user_month", "user_spend", "project_day", "project_month", "project_spend")
@@ -121,21 +67,27 @@ async def admit(
     actor: str,
     ip: str | None,
     details: dict[str, Any],
+    hold_tokens: int = 0,
+    hold_spend: float = 0.0,
+    hold_ttl_s: int = 900,
     at: datetime | None = None,
     audit: bool = True,
 ) -> Verdict:
     """Decide one call. `user_rate` / `project_rate` are the window ceilings (limit + burst).
 
-    `quotas` has keys u_day, u_month, u_spend, p_day, p_month, p_spend (None = unlimited).
-    `at` pins the clock (tests); by default the database's clock decides the window, so
-    instances with skewed clocks still agree on it.
+    `quotas` has keys u_day, u_month, u_spend, p_day, p_month, p_spend (None = unlimited). When
+    any is set, an admitted call holds `hold_tokens` / `hold_spend` (its worst case) until it is
+    settled or released, or for `hold_ttl_s` at most. `at` pins the clock (tests); by default the
+    database's clock decides the window, so instances with skewed clocks still agree on it.
     """
     params: dict[str, Any] = {
         "at": at,
         "subject": subject,
         "u_rate": user_rate,
         "p_rate": project_rate,
-        "quotas": any(v is not None for v in quotas.values()),
+        "hold_tokens": max(0, hold_tokens),
+        "hold_spend": max(0.0, hold_spend),
+        "hold_ttl_s": hold_ttl_s,
         "actor": actor,
         "ip": ip,
         "details": Jsonb(details),
@@ -144,43 +96,82 @@ async def admit(
     for key in ("u_day", "u_month", "u_spend", "p_day", "p_month", "p_spend"):
         params[key] = quotas.get(key)
     row = await db.fetchone(_ADMIT, params)
-    assert row is not None  # the statement always yields one row
+    assert row is not None  # the function always returns one row
     return Verdict(
-        now=row["now"],
-        window_start=row["window_start"],
-        refused=row["refused"],
-        user_hits=row["user_hits"],
-        project_hits=row["project_hits"],
-        used={k: row[k] for k in _USED_KEYS},
+        now=row["o_now"],
+        window_start=row["o_window_start"],
+        refused=row["o_refused"],
+        user_hits=row["o_user_hits"],
+        project_hits=row["o_project_hits"],
+        used={k: row["o_" + k] for k in _USED_KEYS},
+        hold_id=row["o_hold_id"],
+        held=bool(row["o_held"]),
     )
 
 
-_CHARGE = """
+_PERIODS = """
 WITH k AS (
     SELECT (t AT TIME ZONE 'UTC')::date AS day, date_trunc('month', t AT TIME ZONE 'UTC')::date AS month
       FROM (SELECT COALESCE(%(at)s::timestamptz, now()) AS t) clock
-)
+), p AS (SELECT 'day' AS period, day AS start FROM k UNION ALL SELECT 'month', month FROM k)
+"""
+
+_CHARGE_USER = (
+    _PERIODS
+    + """
 INSERT INTO {s}.quota_counters AS c (scope, subject, period, period_start, tokens, spend_usd)
-SELECT s.scope, s.subject, p.period, p.start, %(tokens)s, %(spend)s
-  FROM (VALUES ('user', %(subject)s::text), ('project', '')) AS s (scope, subject),
-       (SELECT 'day' AS period, day AS start FROM k UNION ALL SELECT 'month', month FROM k) AS p
- ORDER BY s.scope DESC, p.period
+SELECT 'user', %(subject)s, p.period, p.start, %(tokens)s, %(spend)s FROM p ORDER BY p.period
 ON CONFLICT (scope, subject, period, period_start) DO UPDATE
    SET tokens = c.tokens + EXCLUDED.tokens, spend_usd = c.spend_usd + EXCLUDED.spend_usd
 """
+)
+
+_CHARGE_PROJECT = (
+    _PERIODS
+    + """, released AS (DELETE FROM {s}.quota_holds WHERE id = ANY(%(holds)s::bigint[]))
+INSERT INTO {s}.quota_counters AS c (scope, subject, period, period_start, tokens, spend_usd)
+SELECT 'project', '', p.period, p.start, %(tokens)s, %(spend)s FROM p
+ WHERE %(tokens)s::bigint > 0 OR %(spend)s::numeric > 0
+ ORDER BY p.period
+ON CONFLICT (scope, subject, period, period_start) DO UPDATE
+   SET tokens = c.tokens + EXCLUDED.tokens, spend_usd = c.spend_usd + EXCLUDED.spend_usd
+"""
+)
+
+
+async def charge_user(
+    db: Database, *, subject: str, tokens: int, cost_usd: float | None, at: datetime | None = None
+) -> None:
+    """Add settled tokens and spend to one subject's day and month (day row locked first)."""
+    spend = max(0.0, cost_usd or 0.0)
+    await db.execute(_CHARGE_USER, {"at": at, "subject": subject, "tokens": max(0, tokens), "spend": spend})
+
+
+async def charge_project(
+    db: Database, *, tokens: int, cost_usd: float | None, holds: Sequence[int] = (), at: datetime | None = None
+) -> None:
+    """Add settled tokens and spend to the project's day and month, and delete the settled calls'
+    holds in the same statement, so no moment counts a call both as held and settled, or neither.
+
+    Called after the users' charges: while it waits, a settled call counts twice (conservative)."""
+    params = {"at": at, "tokens": max(0, tokens), "spend": max(0.0, cost_usd or 0.0), "holds": list(holds)}
+    await db.execute(_CHARGE_PROJECT, params)
 
 
 async def charge(
     db: Database, *, subject: str, tokens: int, cost_usd: float | None, at: datetime | None = None
 ) -> None:
-    """Add one answer's tokens and spend to the subject's and the project's day and month.
+    """One answer charged to its subject and to the project: two statements, each attempted."""
+    try:
+        await charge_user(db, subject=subject, tokens=tokens, cost_usd=cost_usd, at=at)
+    finally:
+        await charge_project(db, tokens=tokens, cost_usd=cost_usd, at=at)
 
-    Rows are locked in one fixed order (user before project, day before month), so two
-    charges never deadlock on the shared project rows.
-    """
-    await db.execute(
-        _CHARGE, {"at": at, "subject": subject, "tokens": max(0, tokens), "spend": max(0.0, cost_usd or 0.0)}
-    )
+
+async def release(db: Database, holds: Sequence[int]) -> None:
+    """Drop the holds of calls that ended without an answer to bill."""
+    if holds:
+        await db.execute("DELETE FROM {s}.quota_holds WHERE id = ANY(%s::bigint[])", (list(holds),))
 
 
 async def used(db: Database, subject: str) -> dict[str, Any]:
@@ -200,11 +191,12 @@ async def used(db: Database, subject: str) -> dict[str, Any]:
 
 
 async def cleanup(db: Database) -> None:
-    """Drop counters no decision reads any more: minute windows older than 5 minutes, days older
-    than 2 days, months older than 2 months. Cheap (indexed); called now and then by `charge`
-    in each process, and the scheduled usage_summary job may call it too."""
+    """Drop counters no decision reads any more: minute windows older than 5 minutes, expired
+    holds, days older than 2 days, months older than 2 months. Cheap (indexed); called now and
+    then by `charge` in each process, and the scheduled usage_summary job may call it too."""
     await db.execute(
-        """WITH a AS (DELETE FROM {s}.rate_counters WHERE window_start < now() - interval '5 minutes')
+        """WITH a AS (DELETE FROM {s}.rate_counters WHERE window_start < now() - interval '5 minutes'),
+                h AS (DELETE FROM {s}.quota_holds WHERE expires_at < now())
            DELETE FROM {s}.quota_counters
             WHERE (period = 'day' AND period_start < (now() AT TIME ZONE 'UTC')::date - 2)
                OR (period = 'month'

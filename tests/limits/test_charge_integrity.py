@@ -1,0 +1,119 @@
+"""A charge that cannot silently fail: the project counter is never hostage to the user's, and a
+statement the database refuses is an error, not a dropped connection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+
+import psycopg
+import pytest
+from aigateway import limits
+from aigateway.errors import GatewayError
+from aigateway.services import Services
+from aigateway.settings import Settings
+
+from tests.support import SQL, MakeGateway
+
+MODEL = "openai/gpt-4o-mini"
+
+
+def _tokens(sql: SQL, scope: str, subject: str) -> int:
+    rows = sql(
+        "SELECT COALESCE(SUM(tokens), 0) AS t FROM ai.quota_counters WHERE scope = %s AND subject = %s"
+        " AND period = 'day'",
+        (scope, subject),
+    )
+    return int(rows[0]["t"])
+
+
+@pytest.mark.parametrize("hops", [0, 1])
+def test_a_3kb_forwarded_header_loses_no_charge(make_gateway: MakeGateway, sql: SQL, hops: int) -> None:
+    gw = make_gateway(trusted_proxy_hops=hops)
+    gw.enable(MODEL)
+    r = gw.client.put("/api/ai/limits", json={"perProject": {"tokensPerMonth": 10**9}}, headers=gw.admin())
+    assert r.status_code == 200, r.text
+    huge = secrets.token_urlsafe(2300)  # ~3 KB that does not compress: once past the btree row limit
+    anon = {**gw.user(role="anon", sub="anon-key"), "X-Forwarded-For": huge}
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "maxTokens": 10}
+    r = gw.client.post("/api/ai/chat/completion", json=body, headers=anon)
+    assert r.status_code == 200, r.text
+    used = sql("SELECT input_tokens + output_tokens AS t FROM ai.usage")
+    assert len(used) == 1 and used[0]["t"] > 0
+    assert _tokens(sql, "project", "") == used[0]["t"]
+    anon_rows = sql("SELECT subject, tokens FROM ai.quota_counters WHERE scope = 'user' AND period = 'day'")
+    assert [(len(r["subject"]) <= 80, r["tokens"]) for r in anon_rows] == [(True, used[0]["t"])]
+    assert sql("SELECT count(*) AS n FROM ai.quota_holds")[0]["n"] == 0
+
+
+def test_a_refused_user_charge_still_charges_the_project_and_is_raised(
+    base_settings: Settings, sql: SQL, caplog: pytest.LogCaptureFixture
+) -> None:
+    sql("TRUNCATE ai.quota_counters, ai.quota_holds")
+    svc = Services.from_settings(base_settings)
+    hold = sql(
+        "INSERT INTO ai.quota_holds (subject, tokens, spend_usd, expires_at) VALUES ('x', 9, 0, now() + "
+        "interval '1 hour') RETURNING id"
+    )[0]["id"]
+    bad = limits.Admission(subject=limits.Subject("user:" + "f" * 200, "user:too-long"), hold_id=hold)
+
+    async def run() -> None:
+        try:
+            await limits.charge(svc, bad, tokens=7, cost_usd=0.25)
+        finally:
+            await svc.aclose()
+
+    with caplog.at_level(logging.ERROR), pytest.raises(psycopg.errors.CheckViolation):
+        asyncio.run(run())
+    assert _tokens(sql, "project", "") == 7  # the project's counters were charged all the same
+    assert sql("SELECT count(*) AS n FROM ai.quota_holds")[0]["n"] == 0  # and the hold settled
+    assert any(r.levelno == logging.ERROR and "user's quota counters" in r.getMessage() for r in caplog.records)
+
+
+def test_a_statement_the_database_refuses_is_not_a_dropped_connection(
+    base_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLSTATE 54000 (program limit exceeded) is an OperationalError in psycopg: it must not pass
+    for a lost connection (no reconnect and retry, no 503), and the connection stays in use."""
+    svc = Services.from_settings(base_settings.with_overrides(db_pool_size=1))
+
+    async def run() -> tuple[type[BaseException], bool]:
+        await svc.db.fetch("SELECT 1")
+        conn = svc.db._idle[0]
+        try:
+            await svc.db.fetch("SELECT repeat('x', 1073741824)")
+        except BaseException as exc:
+            kind = type(exc)
+        else:
+            raise AssertionError("the statement should have been refused")
+        await svc.db.fetch("SELECT 1")
+        same = svc.db._idle == [conn]
+        await svc.aclose()
+        return kind, same
+
+    with caplog.at_level(logging.ERROR):
+        kind, same = asyncio.run(run())
+    assert kind is psycopg.errors.ProgramLimitExceeded and same
+    assert any(r.levelno == logging.ERROR and "54000" in r.getMessage() for r in caplog.records)
+
+
+def test_a_statement_timeout_is_a_503_and_keeps_the_connection(base_settings: Settings) -> None:
+    svc = Services.from_settings(base_settings.with_overrides(db_pool_size=1))
+
+    async def run() -> tuple[int, bool]:
+        await svc.db.fetch("SELECT 1")
+        conn = svc.db._idle[0]
+        try:
+            await svc.db.fetch("SELECT set_config('statement_timeout', '50ms', false)")
+            await svc.db.fetch("SELECT pg_sleep(1)")
+        except GatewayError as err:
+            status = err.status
+        else:
+            raise AssertionError("the statement should have timed out")
+        await svc.db.fetch("SELECT set_config('statement_timeout', '0', false)")
+        same = svc.db._idle == [conn]
+        await svc.aclose()
+        return status, same
+
+    assert asyncio.run(run()) == (503, True)
