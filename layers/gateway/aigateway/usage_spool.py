@@ -4,9 +4,11 @@ The usage row is written after the upstream answered, within the database deadli
 PostgreSQL refuses it or does not answer in time, the record goes to a spool that outlives the
 process and is replayed later; `request_id` is unique in `ai.usage`, so a replay that races a
 late success inserts once. A spooled call whose quota charge did not happen at answer time
-carries its quota subject (`charge_subject`), and replay charges it for the rows it inserted
-(and only those: a row that had landed late was charged, or not, when it landed). A crash
-between a replayed row's insert and its charge under-counts that charge; it never doubles it.
+carries its quota subject (`charge_subject`): it was not charged at answer time (the charge
+follows a committed row, flows/metering.py), so replay charges it, exactly once also when the
+record is replayed twice or its row reached the database late on its own
+(`store.usage.insert_replayed`). A crash between a replayed row's insert and its charge
+under-counts that charge; nothing doubles it.
 
 Which spool, and why:
 - Locally: one JSON file per record under `$AIGATEWAY_HOME/usage-spool/`, written atomically
@@ -177,9 +179,9 @@ async def replay(db: Database, spool: Spool, *, batch: int = 100, deadline: floa
     total = 0
     async for items in spool.batches(batch, deadline):
         records = [r for _, r in items]
-        inserted = await store.insert_batch(db, records)
-        for r in records:
-            if r.charge_subject and r.request_id in inserted:
+        due = await store.insert_replayed(db, records)
+        for r in {r.request_id: r for r in records}.values():
+            if r.charge_subject and r.request_id in due:
                 await _charge(db, r)
         await spool.ack([h for h, _ in items])
         total += len(items)
