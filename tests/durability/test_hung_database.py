@@ -74,7 +74,10 @@ def test_answers_during_a_hang_are_bounded_and_all_counted_after_restart(
         admin_started = time.monotonic()
         r = gw.client.get("/api/ai/usage", headers=gw.admin())  # needs the database: a 503, in time
         admin_took = time.monotonic() - admin_started
-        print(f"\nanswered while frozen in {', '.join(f'{t:.2f}' for t in timings)} s; admin read 503 in {admin_took:.2f} s")
+        print(
+            f"\nanswered while frozen in {', '.join(f'{t:.2f}' for t in timings)} s;"
+            f" admin read 503 in {admin_took:.2f} s"
+        )
         assert r.status_code == 503 and r.json()["error"] == "SERVICE_UNAVAILABLE", r.text
         assert max(timings) < BOUND_S and admin_took < BOUND_S
         spooled = list((home / "usage-spool").glob("*.json"))

@@ -131,7 +131,7 @@ class SqsSpool:
             config = Config(
                 connect_timeout=3,
                 read_timeout=SQS_LONG_POLL_S + 5,
-                retries={"max_attempts": 3, "mode": "standard"},
+                retries={"total_max_attempts": 3, "mode": "standard"},
             )
             self._client = boto3.client("sqs", config=config)
         return self._client
