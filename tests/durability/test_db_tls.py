@@ -39,7 +39,7 @@ def test_verification_without_a_bundle_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_every_connection_carries_keepalives_and_a_statement_timeout() -> None:
     info = conninfo_to_dict(conninfo(Settings(database_url=URL, db_statement_timeout_ms=2500)))
-    assert info["keepalives"] == "1" and int(info["tcp_user_timeout"]) > 0
+    assert info["keepalives"] == "1" and int(str(info["tcp_user_timeout"])) > 0
     assert info["options"] == "-c statement_timeout=2500"
     # What the URL says itself wins.
     own = conninfo_to_dict(conninfo(Settings(database_url=URL + "?sslmode=disable&keepalives=0")))
