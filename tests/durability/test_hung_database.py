@@ -9,18 +9,14 @@ at start-up, without a request, into usage rows and quota charges.
 
 from __future__ import annotations
 
-import shutil
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
 from aigateway.local import EmbeddedPostgres
-from aigateway.migrations import apply
 
-from tests.support import ServerThread, free_port, private_dir, wait_for
+from tests.support import ServerThread, free_port, wait_for
 
 from .served import Served, freeze, thaw
 
@@ -28,16 +24,6 @@ OP_TIMEOUT_S = 1.5
 # Per call: at most one database deadline for the usage insert, plus the spool write and the
 # upstream's own time; the first call after the freeze may also wait one deadline elsewhere.
 BOUND_S = 2 * OP_TIMEOUT_S + 2.0
-
-
-@pytest.fixture
-def own_pg() -> Iterator[EmbeddedPostgres]:
-    base = private_dir("aigw-hung-")
-    server = EmbeddedPostgres(base / "data", delete_on_exit=True)
-    apply(server.start(), "ai")
-    yield server
-    server.stop()
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def _gateway(home: Path, pg: EmbeddedPostgres, simulator: ServerThread) -> Served:
@@ -101,6 +87,6 @@ def test_answers_during_a_hang_are_bounded_and_all_counted_after_restart(
                 " WHERE scope = 'user' AND subject = 'durable-user' AND period = 'month'"
             ).fetchone()
             assert counted is not None and int(counted[0]) == tokens, "replayed calls are charged, once"
-        assert not list((home / "usage-spool").glob("*.json"))
+        assert wait_for(lambda: not list((home / "usage-spool").glob("*.json")), timeout=5)
     finally:
         restarted.stop()

@@ -214,6 +214,7 @@ class UsageRecorder:
         self._drainer: asyncio.Task[None] | None = None
         self._periodic: asyncio.Task[None] | None = None
         self.retry_interval_s = 2.0
+        self._recording: set[asyncio.Task[Any]] = set()  # calls being settled right now (shutdown waits)
         # Rows of requests that finish together share one INSERT (db.GroupCommit); alone, a row
         # is inserted at once exactly as before.
         self._writes: GroupCommit[UsageRecord] = GroupCommit(self._insert)
@@ -232,6 +233,9 @@ class UsageRecorder:
         """True when the row is in the database, False when it was spooled (its `charge_subject`,
         if any, is then charged on replay). Never raises: the caller's answer is already paid
         for. Returns within about one database deadline (plus the spool write)."""
+        me = asyncio.current_task()
+        if me is not None:
+            self._recording.add(me)
         try:
             try:
                 await asyncio.wait_for(self._writes.submit(record), self.db.op_timeout_s)
@@ -239,12 +243,18 @@ class UsageRecorder:
                 # The database refused a batch: insert this row alone, so one bad row cannot
                 # take the rows batched with it to the spool.
                 await store.insert(self.db, record)
+        except asyncio.CancelledError:
+            # Shutting down mid-write: the row may or may not be in; the spool makes sure.
+            await self._spool(record)
+            raise
         except Exception as exc:
             log.warning("usage insert failed (%s); spooling %s", type(exc).__name__, record.request_id)
             await self._spool(record)
             stored = False
         else:
             stored = True
+        finally:
+            self._recording.discard(me)
         if self.spool.may_have_pending():
             self._ensure_drainer()
         return stored
@@ -286,8 +296,12 @@ class UsageRecorder:
                 log.info("usage spool replay waits for the database (%s)", type(exc).__name__)
             await asyncio.sleep(interval_s)
 
-    async def aclose(self) -> None:
-        """Stop the background replays (the spool keeps what they did not reach)."""
+    async def aclose(self, wait_s: float = 5.0) -> None:
+        """Let calls being settled finish (at most `wait_s`: their rows land or are spooled), then
+        stop the background replays (the spool keeps what they did not reach)."""
+        await asyncio.sleep(0.05)  # calls cut off by the shutdown get to start settling
+        if self._recording:
+            await asyncio.wait(set(self._recording), timeout=wait_s)
         for task in (self._periodic, self._drainer):
             if task is not None and not task.done():
                 task.cancel()
