@@ -19,14 +19,16 @@ from .served import freeze, thaw
 
 
 def test_a_hung_server_answers_503_within_the_deadline(own_pg: EmbeddedPostgres) -> None:
-    db = Database(lambda: own_pg.uri, schema="ai", pool_size=2, op_timeout_s=1.0, connect_timeout_s=1)
-
     async def scenario() -> list[float]:
-        await db.fetch("SELECT 1")  # an idle connection in the pool, as under traffic
+        # One database handle per kind of operation, each with an idle connection as under traffic,
+        # so no operation benefits from another's back-off.
+        dbs = [Database(lambda: own_pg.uri, schema="ai", op_timeout_s=1.0, connect_timeout_s=1) for _ in range(3)]
+        for db in dbs:
+            await db.fetch("SELECT 1")
         frozen = freeze(own_pg.pgdata)
         took = []
         try:
-            for work in (db.fetch("SELECT 1"), db.execute("SELECT 1"), _in_transaction(db)):
+            for work in (dbs[0].fetch("SELECT 1"), dbs[1].execute("SELECT 1"), _in_transaction(dbs[2])):
                 started = time.monotonic()
                 with pytest.raises(GatewayError) as info:
                     await work
@@ -47,8 +49,8 @@ async def _in_transaction(db: Database) -> None:
 
 
 def test_a_failed_connect_backs_off(own_pg: EmbeddedPostgres) -> None:
-    """A listener that accepts and hangs up: every connect fails. Forty calls in a row make a few
-    connection attempts, not forty."""
+    """A listener that accepts and hangs up: every connect fails. Three seconds of calls in a tight
+    loop make a handful of connection attempts (the back-off spaces them), not hundreds."""
     attempts = 0
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -66,23 +68,28 @@ def test_a_failed_connect_backs_off(own_pg: EmbeddedPostgres) -> None:
             conn.close()
 
     threading.Thread(target=accept, daemon=True).start()
-    db = Database(lambda: f"host=127.0.0.1 port={port} user=x dbname=x sslmode=disable", connect_timeout_s=1)
+    info = f"host=127.0.0.1 port={port} user=x dbname=x sslmode=disable"
+    db = Database(lambda: info, connect_timeout_s=1, op_timeout_s=1.0)
 
-    async def hammer() -> int:
-        refused = 0
-        for _ in range(40):
+    async def hammer() -> tuple[int, int]:
+        calls = refused = 0
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            calls += 1
             try:
                 await db.fetch("SELECT 1")
             except GatewayError:
                 refused += 1
-            await asyncio.sleep(0.01)
-        return refused
+            await asyncio.sleep(0.005)
+        return calls, refused
 
     try:
-        assert asyncio.run(hammer()) == 40
+        calls, refused = asyncio.run(hammer())
     finally:
         listener.close()
-    assert attempts <= 6, f"{attempts} connection attempts in half a second"
+    print(f"\n{calls} calls in 3 s, {attempts} connection attempts")
+    assert refused == calls and calls > 50
+    assert attempts <= 10, f"{attempts} connection attempts in 3 s"
 
 
 def test_a_failed_refresh_serves_the_last_configurations(own_pg: EmbeddedPostgres) -> None:

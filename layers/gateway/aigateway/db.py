@@ -21,8 +21,10 @@ caller for as long as the hang lasts; now the caller gets a 503 and usage goes t
 The statement runs in a task of its own that is abandoned at the deadline, because psycopg
 answers a cancellation by asking the server to cancel and waiting for that, which a hung
 server never answers. After a failed connect or a timeout the database is left alone for a
-short, growing back-off (0.2 s doubling up to 5 s) in which operations fail at once: no tight
-reconnect loop against a server that is down, and no caller waits a full deadline to learn it.
+short, growing back-off (0.2 s doubling up to 5 s, jittered): an operation whose deadline
+outlasts the back-off waits it out (a restart or failover stays invisible), one whose deadline
+does not fails at once. No tight reconnect loop against a server that is down, and during a
+long outage no caller waits a full deadline to learn it.
 
 A rotated password: when connecting fails on authentication, `reauth` (re-read the secret,
 bypassing its cache) runs once and the connect is tried again.
@@ -36,7 +38,7 @@ import random
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
@@ -136,15 +138,22 @@ class Database:
         pause = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (self._failures - 1)) * (0.5 + random.random() / 2)
         self._resting_until = time.monotonic() + pause
 
-    def _check_resting(self) -> None:
-        if time.monotonic() < self._resting_until:
-            raise service_unavailable()
+    async def _rest(self) -> float:
+        """Wait out the back-off if it ends before this operation's deadline (a restart or a
+        failover is then invisible), else fail now. Returns the deadline (monotonic)."""
+        now = time.monotonic()
+        deadline = now + self.op_timeout_s
+        if now < self._resting_until:
+            if self._resting_until >= deadline - 0.05:
+                raise service_unavailable()
+            await asyncio.sleep(self._resting_until - now)
+        return deadline
 
-    async def _bounded(self, work: Awaitable[T]) -> T:
-        """`work` within `op_timeout_s`, else a 503 at once (the work is cancelled and left to end)."""
+    async def _bounded(self, work: Awaitable[T], deadline: float) -> T:
+        """`work` before `deadline`, else a 503 at once (the work is cancelled and left to end)."""
         task = asyncio.ensure_future(work)
         try:
-            done, _ = await asyncio.wait({task}, timeout=self.op_timeout_s)
+            done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
         except asyncio.CancelledError:
             task.cancel()
             raise
@@ -152,7 +161,7 @@ class Database:
             return task.result()
         task.cancel()
         task.add_done_callback(_retrieve)
-        log.warning("database operation timed out after %.1fs", self.op_timeout_s)
+        log.warning("database operation timed out (deadline %.1fs)", self.op_timeout_s)
         self._note_failure()
         raise service_unavailable()
 
@@ -197,8 +206,8 @@ class Database:
         A connection the server closed while idle fails on first use, before the statement
         ran, so one retry on a new connection is safe and hides restarts and failovers.
         """
-        self._check_resting()
-        return await self._bounded(self._run(work))
+        deadline = await self._rest()
+        return await self._bounded(self._run(work), deadline)
 
     async def _run(self, work: Callable[[Conn], Awaitable[T]]) -> T:
         for attempt in (1, 2):
@@ -233,20 +242,14 @@ class Database:
     async def transaction(self) -> AsyncIterator[Conn]:
         """A connection inside one transaction (an admin mutation and its audit record).
 
-        Getting the connection is bounded like `run`; the statements inside are bounded by the
-        server's statement_timeout and the TCP keepalives (the caller's code runs in between).
+        Getting the connection and BEGIN are bounded like `run`; the statements inside are bounded
+        by the server's statement_timeout and the TCP keepalives (the caller's code runs between).
         """
-        self._check_resting()
-        cm = self.connection()
-        conn = await self._bounded(cm.__aenter__())
-        try:
-            async with conn.transaction():
-                yield conn
-        except BaseException as exc:
-            if not await cm.__aexit__(type(exc), exc, exc.__traceback__):
-                raise
-        else:
-            await cm.__aexit__(None, None, None)
+        deadline = await self._rest()
+        async with AsyncExitStack() as stack:
+            conn = await self._bounded(stack.enter_async_context(self.connection()), deadline)
+            await self._bounded(stack.enter_async_context(conn.transaction()), deadline)
+            yield conn
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
