@@ -149,3 +149,22 @@ def test_the_sqs_client_has_bounded_timeouts_and_retries(aws: None) -> None:
     config = SqsSpool("https://sqs.us-east-1.amazonaws.com/123456789012/q")._sqs().meta.config
     assert config.connect_timeout <= 5 and config.read_timeout <= 15
     assert config.retries["total_max_attempts"] <= 3 and config.retries["mode"] == "standard"
+
+
+def test_a_drain_is_one_listing_of_the_folder(tmp_path: Path) -> None:
+    """Batches come from one listing: a record spooled during the pass waits for the next one
+    (a listing per batch would make a drain of n records cost n²/batch file look-ups)."""
+    spool = FileSpool(tmp_path / "spool")
+
+    async def scenario() -> tuple[int, int, bool]:
+        for _ in range(250):
+            await spool.put(_record("s", 1))
+        batches = spool.batches(100)
+        first = await anext(batches)
+        await spool.put(_record("s", 1))  # arrives after the listing
+        rest = [b async for b in batches]
+        return len(first) + sum(len(b) for b in rest), len(rest) + 1, spool.may_have_pending()
+
+    seen, batches, pending = asyncio.run(scenario())
+    assert (seen, batches) == (250, 3)
+    assert pending, "the late record is left for the next pass"

@@ -7,8 +7,8 @@ late success inserts once. A spooled call whose quota charge did not happen at a
 carries its quota subject (`charge_subject`): it was not charged at answer time (the charge
 follows a committed row, flows/metering.py), so replay charges it, exactly once also when the
 record is replayed twice or its row reached the database late on its own
-(`store.usage.insert_replayed`). A crash between a replayed row's insert and its charge
-under-counts that charge; nothing doubles it.
+(`store.usage.insert_replayed`). A failure between a replayed row's insert and its charge (a
+crash, the database lost again) under-counts that charge; nothing doubles it.
 
 Which spool, and why:
 - Locally: one JSON file per record under `$AIGATEWAY_HOME/usage-spool/`, written atomically
