@@ -52,7 +52,7 @@ class Settings:
     db_pool_size: int = 1
     # Deadlines, so a hung database costs a caller seconds, not the whole hang (db.py): the
     # client-side bound of one operation, and PostgreSQL's own statement_timeout (0 = not sent;
-    # off by default on AWS, where the startup `options` would have to pass RDS Proxy).
+    # off by default on AWS: RDS Proxy refuses the `options` startup parameter that carries it).
     db_op_timeout_s: float = 5.0
     db_statement_timeout_ms: int = 4000
     # TCP keepalives and tcp_user_timeout: a server that vanished mid-statement is noticed.
