@@ -72,12 +72,16 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def serve(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM; then open calls get `shutdown_timeout_s` to finish (a stream
     cut off then is settled with the tokens it had: row or spool), and the embedded database stops."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # from here on: also while starting up
     settings, pg = start_local(Settings.from_env())
     try:
         return _serve(args, settings)
     finally:
-        if pg is not None:
-            pg.stop()  # also on SIGTERM (`kill`), not only on Ctrl-C
+        if pg is not None:  # also on SIGTERM (`kill`), not only on Ctrl-C
+            try:
+                pg.stop()
+            except Exception as exc:  # the exit (and its reason) matters more than this report
+                print(f"stopping the embedded PostgreSQL failed: {exc}", file=sys.stderr)
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -119,7 +123,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     print(BANNER, flush=True)
     services = Services.from_settings(settings)
     app = with_usage_replay(local_app(services), services)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     uvicorn.run(
         app,
         host=args.host,
