@@ -98,7 +98,7 @@ def test_the_local_server_replays_at_start_up_and_periodically(
     make_gateway(app_factory=app, home=tmp_path, usage_replay_interval_s=0.3)
     rows = wait_for(lambda: sql("SELECT user_id FROM ai.usage WHERE request_id = %s", [before.request_id]), 10)
     assert rows, "the spool was not replayed at start-up"
-    assert _charged(sql, "user-start") == 14
+    assert wait_for(lambda: _charged(sql, "user-start") == 14, 5), "the replayed call was not charged"
 
     later = _record("user-later", 3, user="later")
     _spool_file(tmp_path, later)  # e.g. written by a process that died before replaying it
