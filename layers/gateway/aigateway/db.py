@@ -14,17 +14,17 @@ unprepared, 0.48 ms prepared), so the local server turns them on (`build_app`).
 load many requests finish at once, and one statement for all of them costs PostgreSQL and the
 event loop far less than one round trip each.
 
-Deadlines: every operation (`run`, `fetch`, `execute`, and getting the connection of
+Deadlines: every operation (`run`, `fetch`, `execute`, and the connection and BEGIN of
 `transaction`) ends within `op_timeout_s`, waiting for a pool slot and connecting included. A
 hung server (alive but not answering: frozen, a network partition) would otherwise hold a
 caller for as long as the hang lasts; now the caller gets a 503 and usage goes to the spool.
 The statement runs in a task of its own that is abandoned at the deadline, because psycopg
 answers a cancellation by asking the server to cancel and waiting for that, which a hung
 server never answers. After a failed connect or a timeout the database is left alone for a
-short, growing back-off (0.2 s doubling up to 5 s, jittered): an operation whose deadline
-outlasts the back-off waits it out (a restart or failover stays invisible), one whose deadline
-does not fails at once. No tight reconnect loop against a server that is down, and during a
-long outage no caller waits a full deadline to learn it.
+growing, jittered back-off (0.2 s doubling, up to 5 s or twice the deadline): an operation
+whose deadline outlasts the back-off waits it out (a restart or failover stays invisible), one
+whose deadline does not fails at once. So there is no tight reconnect loop against a server
+that is down, and in a long outage most callers learn it at once while one now and then probes.
 
 A rotated password: when connecting fails on authentication, `reauth` (re-read the secret,
 bypassing its cache) runs once and the connect is tried again.
@@ -135,7 +135,10 @@ class Database:
     def _note_failure(self) -> None:
         """Rest for a growing, jittered while: failing at once beats queueing on a dead server."""
         self._failures += 1
-        pause = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (self._failures - 1)) * (0.5 + random.random() / 2)
+        # Capped past the deadline, so that in a long outage most callers fail at once and one
+        # now and then probes the database.
+        cap = max(BACKOFF_MAX_S, 2 * self.op_timeout_s)
+        pause = min(cap, BACKOFF_FIRST_S * 2 ** (self._failures - 1)) * (0.5 + random.random() / 2)
         self._resting_until = time.monotonic() + pause
 
     async def _rest(self) -> float:
