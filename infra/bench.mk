@@ -17,3 +17,9 @@ bench: $(VENV)/.run-installed
 
 bench-peers: $(VENV)/.run-installed
 	$(BIN)/python infra/bench/run.py --peers $(BENCH_ARGS)
+
+## Cold starts through the Lambda harness (tests/lambda_runtime/bench_coldstart.py): each function's
+## Init Duration + first request beside a FastAPI hello world from the same layer. AIGW_BENCH_RUNS=5.
+.PHONY: bench-lambda
+bench-lambda: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -q -s -p no:cacheprovider tests/lambda_runtime/bench_coldstart.py

@@ -187,3 +187,30 @@ def test_content_policy_applies_to_every_input(gateway: Gateway, simulator: Serv
     assert r.status_code == 400 and r.json()["error"] == "CONTENT_BLOCKED"
     assert _sim_embeddings(simulator) == []
     assert _post(gateway, {"input": ["harmless", "the public plan"]}).status_code == 200
+
+
+def test_an_answer_that_could_exceed_the_response_cap_is_refused_before_the_call(
+    make_gateway: MakeGateway, simulator: ServerThread, sql: SQL
+) -> None:
+    """With a buffered response cap (Lambda's 6 MB), the worst case of the answer is checked first:
+    the refusal names the limit and how many inputs fit, nothing goes upstream, nothing is billed."""
+    gw = make_gateway(max_response_bytes=1_000_000)
+    _enable(gw)
+    before = len(_sim_embeddings(simulator))
+    # 1536 dims x 25 bytes + 64 per input: 25 inputs fit in a million bytes, 26 do not.
+    r = _post(gw, {"input": [f"t{i}" for i in range(26)]})
+    assert r.status_code == 413, r.text
+    assert r.json()["error"] == "RESPONSE_TOO_LARGE" and "at most 25" in r.json()["message"]
+    assert "base64" in r.json()["nextActions"]
+    assert len(_sim_embeddings(simulator)) == before and not sql("SELECT 1 FROM ai.usage")
+    assert _post(gw, {"input": [f"t{i}" for i in range(25)]}).status_code == 200
+    # base64 is counted at its own size (8,194 bytes per vector here), and `dimensions` is honoured.
+    assert _post(gw, {"input": [f"t{i}" for i in range(26)], "encoding_format": "base64"}).status_code == 200
+    r = gw.client.post(
+        "/api/ai/v1/embeddings",
+        json={"model": MODEL, "input": [f"t{i}" for i in range(150)], "dimensions": 256},
+        headers=gw.user(sub="bob"),
+    )
+    assert r.status_code == 200, r.text
+    r = gw.client.post("/api/ai/v1/embeddings", json={"model": MODEL, "input": ["t"] * 200}, headers=gw.user(sub="bob"))
+    assert r.status_code == 413 and r.json()["error"]["code"] == "RESPONSE_TOO_LARGE", r.text

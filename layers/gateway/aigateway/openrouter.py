@@ -148,6 +148,10 @@ def to_gateway_error(f: UpstreamFailure, key_source: str | None = None) -> Gatew
     )
 
 
+class StreamBroken(Exception):
+    """The upstream connection failed mid-stream (the HTTP client's own errors stay in this module)."""
+
+
 class UpstreamStream:
     """An open upstream SSE response: iterate `events()`, always `close()`."""
 
@@ -157,8 +161,14 @@ class UpstreamStream:
         self.generation_id = response.headers.get("X-Generation-Id")
 
     async def events(self) -> AsyncIterator[sse.Event]:
-        async for event in sse.parse(aiter(self._resp.content)):
-            yield event
+        """The stream's events; a broken connection or a read timeout raises StreamBroken."""
+        import aiohttp
+
+        try:
+            async for event in sse.parse(aiter(self._resp.content)):
+                yield event
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise StreamBroken(type(exc).__name__) from exc
 
     def close(self) -> None:
         """Closing the connection is how the upstream learns the caller went away."""

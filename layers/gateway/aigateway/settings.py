@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 MIB = 1024 * 1024
+# Lambda's buffered response cap (6 MB) less 64 KiB for the envelope around the JSON body.
+LAMBDA_BUFFERED_RESPONSE_BYTES = 6 * MIB - 64 * 1024
 
 
 def _bool(value: str | None, default: bool) -> bool:
@@ -70,6 +72,10 @@ class Settings:
     access_api_key: str | None = None
     access_api_key_secret_arn: str | None = None
     allow_anon: bool = True
+    # Optional JWT rules (auth.TokenRules): longest lifetime of non-anon tokens, required aud / iss.
+    jwt_max_lifetime_s: int | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
 
     # Upstream.
     openrouter_api_key: str | None = None
@@ -106,6 +112,10 @@ class Settings:
     max_messages: int = 500
     max_content_chars: int = 2_000_000
     max_embedding_inputs: int = 2048
+    # The largest JSON answer a buffered response may carry; 0 = no cap. Lambda refuses a buffered
+    # function-URL response over 6 MB (6,291,456 bytes) with a 502, so on Lambda the default is that
+    # less room for the response envelope (status, headers, JSON string escaping).
+    max_response_bytes: int = 0
 
     # Caches (seconds).
     config_cache_ttl_s: float = 5.0
@@ -113,6 +123,10 @@ class Settings:
     models_cache_ttl_s: float = 300.0
 
     log_level: str = "INFO"
+
+    # The secret the CloudFront front door adds to every origin request (api/front_door.py).
+    # Set, requests without it are refused: the function URLs are public.
+    origin_secret: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -141,6 +155,9 @@ class Settings:
             access_api_key=_opt(e.get("ACCESS_API_KEY")),
             access_api_key_secret_arn=_opt(e.get("ACCESS_API_KEY_SECRET_ARN")),
             allow_anon=_bool(e.get("ALLOW_ANON"), True),
+            jwt_max_lifetime_s=_int(e.get("JWT_MAX_LIFETIME_S"), 0) or None,
+            jwt_audience=_opt(e.get("JWT_AUDIENCE")),
+            jwt_issuer=_opt(e.get("JWT_ISSUER")),
             openrouter_api_key=_opt(e.get("OPENROUTER_API_KEY")),
             openrouter_base_url=(e.get("OPENROUTER_BASE_URL") or "https://openrouter.ai/api/v1").rstrip("/"),
             openrouter_cloud_key_secret=_opt(e.get("OPENROUTER_CLOUD_KEY_SECRET")),
@@ -165,10 +182,12 @@ class Settings:
             max_messages=_int(e.get("MAX_MESSAGES"), 500),
             max_content_chars=_int(e.get("MAX_CONTENT_CHARS"), 2_000_000),
             max_embedding_inputs=_int(e.get("MAX_EMBEDDING_INPUTS"), 2048),
+            max_response_bytes=_int(e.get("MAX_RESPONSE_BYTES"), LAMBDA_BUFFERED_RESPONSE_BYTES if on_aws else 0),
             config_cache_ttl_s=_float(e.get("CONFIG_CACHE_TTL_S"), 5.0),
             key_cache_ttl_s=min(300.0, _float(e.get("KEY_CACHE_TTL_S"), 300.0)),
             models_cache_ttl_s=_float(e.get("MODELS_CACHE_TTL_S"), 300.0),
             log_level=(e.get("POWERTOOLS_LOG_LEVEL") or e.get("LOG_LEVEL") or "INFO").upper(),
+            origin_secret=_opt(e.get("AIGATEWAY_ORIGIN_SECRET")),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

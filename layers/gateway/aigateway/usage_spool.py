@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -38,6 +37,7 @@ import orjson
 
 from .db import Database, GroupCommit
 from .errors import GatewayError
+from .private_files import write_private
 from .settings import Settings
 from .store import limits as limits_store
 from .store import usage as store
@@ -69,11 +69,7 @@ class FileSpool:
         self._pending = True
 
     def _write(self, record: UsageRecord) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        final = self.folder / f"{record.request_id}.json"
-        tmp = final.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(record.to_dict()))
-        os.replace(tmp, final)
+        write_private(self.folder / f"{record.request_id}.json", orjson.dumps(record.to_dict()))
 
     async def batches(self, size: int, deadline: float | None = None) -> AsyncIterator[Batch]:
         """The records present at one listing of the folder, `size` at a time (later ones wait

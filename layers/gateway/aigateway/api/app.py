@@ -20,10 +20,12 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
 from ..errors import GatewayError
+from ..metrics import RequestMetrics
 from ..services import Services
 from ..settings import Settings
 from . import failures, health
 from .failures import ERROR_SCHEMA
+from .front_door import FrontDoor
 from .middleware import BodyLimit, RequestId
 from .responses import JSON
 
@@ -114,8 +116,11 @@ def build_app(*routers: APIRouter, services: Services | None = None, title: str 
     app.include_router(health.router)
     for router in routers:
         app.include_router(router)
-    # Added last = outermost: request id first, then CORS (so 413s carry CORS headers), then the limit.
+    # Added last = outermost: request id, metrics, CORS (so 403s and 413s carry CORS headers), the
+    # front door, then the limit.
     app.add_middleware(BodyLimit, max_bytes=svc.settings.max_body_bytes)
+    if svc.settings.origin_secret:  # a request that bypassed CloudFront is refused unread
+        app.add_middleware(FrontDoor, secret=svc.settings.origin_secret)
     app.add_middleware(
         CORSMiddleware,
         allow_origin_regex=".*",
@@ -132,5 +137,6 @@ def build_app(*routers: APIRouter, services: Services | None = None, title: str 
         ],
         max_age=600,
     )
+    app.add_middleware(RequestMetrics)  # EMF line per settled call or error, on Lambda only
     app.add_middleware(RequestId)
     return app

@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 from ..services import Services
-from . import chat, configs, embeddings, gateway_keys, images, limits, openai_compat, usage
+from . import (
+    chat,
+    configs,
+    embeddings,
+    gateway_keys,
+    images,
+    limits,
+    openai_chat,
+    openai_embeddings,
+    openai_models,
+    usage,
+)
 from .app import GatewayApp, build_app
 
 
 def local_app(services: Services) -> GatewayApp:
-    routers = [chat.router, images.router, embeddings.router, openai_compat.router]
+    routers = [
+        chat.router,
+        images.router,
+        embeddings.router,
+        openai_chat.router,
+        openai_embeddings.router,
+        openai_models.router,
+    ]
     routers += [configs.router, limits.router, usage.router, gateway_keys.router]
     return build_app(*routers, services=services, title="AI Gateway (local)")

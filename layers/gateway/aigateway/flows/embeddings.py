@@ -12,6 +12,13 @@ Decisions where the gateway differs from InsForge's original AI layer:
   upstream. OpenRouter's moderation plugin is a chat-completions feature, so `moderation: true`
   adds nothing to an embeddings call; an upstream moderation refusal is still audited.
 
+- Answer size: where a buffered response is capped (`max_response_bytes`, Lambda's 6 MB), a request
+  whose answer could exceed the cap is refused before the upstream call (413 `RESPONSE_TOO_LARGE`,
+  nothing billed), from its worst case: inputs × dimensions × the longest a value can be written
+  (25 bytes as a JSON float, 4/3 × 4 bytes in base64). Refusing afterwards would bill a call the
+  caller never gets; the worst case never under-counts. Base64 answers are ~5× smaller, and the
+  OpenAI SDKs ask for base64 by default.
+
 The answer's `data` is the upstream's list, passed on without re-encoding its floats through
 pydantic: embeddings are large and the response encoder (orjson) writes them directly.
 """
@@ -23,8 +30,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import limits, policy
+from .. import request_policy as features
 from ..credentials import ResolvedKey, with_key
-from ..errors import CONTENT_BLOCKED, GatewayError, invalid_input
+from ..errors import CONTENT_BLOCKED, RESPONSE_TOO_LARGE, GatewayError, invalid_input
 from ..schemas import EmbeddingsRequest
 from ..settings import Settings
 from ..store.configs import Config
@@ -66,6 +74,44 @@ def check_inputs(settings: Settings, req: EmbeddingsRequest) -> list[str]:
     return texts
 
 
+# Output sizes of the embedding models the gateway knows; others are assumed as wide as the widest
+# common model, so the bound below holds for them too.
+KNOWN_DIMENSIONS = {
+    "openai/text-embedding-3-small": 1536,
+    "openai/text-embedding-3-large": 3072,
+    "openai/text-embedding-ada-002": 1536,
+}
+DEFAULT_DIMENSIONS = 4096
+FLOAT_BYTES = 25  # "-1.2345678901234567e-308," : the longest a float64 is written, with its comma
+ITEM_BYTES = 64  # {"object":"embedding","index":2047,"embedding":[...]},
+ENVELOPE_BYTES = 1024  # object, model, usage and the id around the list
+
+
+def worst_case_bytes(req: EmbeddingsRequest, inputs: int) -> int:
+    """The largest the JSON answer can be for this request."""
+    dims = req.dimensions or KNOWN_DIMENSIONS.get(req.model, DEFAULT_DIMENSIONS)
+    if req.encoding_format == "base64":
+        per_vector = 4 * -(-(dims * 4) // 3) + 2  # base64 of dims float32 values, quoted
+    else:
+        per_vector = dims * FLOAT_BYTES
+    return ENVELOPE_BYTES + inputs * (ITEM_BYTES + per_vector)
+
+
+def check_answer_fits(settings: Settings, req: EmbeddingsRequest, inputs: int) -> None:
+    """413 RESPONSE_TOO_LARGE when the answer could exceed the buffered response cap."""
+    cap = settings.max_response_bytes
+    if cap and worst_case_bytes(req, inputs) > cap:
+        fits = max(1, (cap - ENVELOPE_BYTES) // (worst_case_bytes(req, 1) - ENVELOPE_BYTES))
+        hint = "" if req.encoding_format == "base64" else ' or ask for "encoding_format": "base64" (about 5x smaller)'
+        raise GatewayError(
+            RESPONSE_TOO_LARGE,
+            413,
+            f"The answer to {inputs} inputs could exceed this endpoint's {cap}-byte response limit; "
+            f"at most {fits} such inputs fit in one request.",
+            f"Split the inputs over several requests{hint}.",
+        )
+
+
 def upstream_payload(req: EmbeddingsRequest) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "model": req.model,
@@ -80,7 +126,9 @@ def upstream_payload(req: EmbeddingsRequest) -> dict[str, Any]:
 async def prepare(svc: Services, ctx: CallContext, req: EmbeddingsRequest) -> PreparedEmbeddings:
     """Every check before the upstream call; raises GatewayError with the contract's code."""
     texts = check_inputs(svc.settings, req)
+    check_answer_fits(svc.settings, req, len(texts))
     config = await gate(svc, req.model)
+    features.require_route(config, "embeddings")
     await policy.check_content(
         svc, ctx.principal, ctx.ip, config_id=config.id, policy=config.content_policy, texts=texts
     )

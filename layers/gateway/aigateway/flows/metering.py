@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from .. import metrics
+
 if TYPE_CHECKING:
     from ..limits import Admission
     from ..services import Services
@@ -20,6 +22,7 @@ async def settle(svc: Services, admission: Admission | None, record: UsageRecord
     insert and one charge statement per subject (`Services.usage`, `Services.charges`: group
     commit). Never raises: the answer is already paid for upstream.
     """
+    metrics.record_call(record)
     if admission is None:
         await svc.usage.record(record)
         return

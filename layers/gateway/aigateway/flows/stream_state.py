@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
 
 from .. import sse
+from ..openrouter import StreamBroken
 from ..usage import Usage
 
 if TYPE_CHECKING:
@@ -131,6 +131,6 @@ async def upstream_chunks(stream: UpstreamStream, state: StreamState) -> AsyncIt
                 state.error = message
                 return
             yield chunk
-    except (aiohttp.ClientError, TimeoutError, UnicodeDecodeError) as exc:
+    except (StreamBroken, UnicodeDecodeError) as exc:
         log.warning("upstream stream failed: %s", type(exc).__name__)
         state.error = "the AI provider connection failed"
