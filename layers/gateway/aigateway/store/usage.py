@@ -27,8 +27,8 @@ class UsageRecord:
     key_source: str | None = None
     latency_ms: int | None = None
     created_at: str | None = None  # ISO time of the call; set when the record is spooled
-    # Not a column: the quota subject this call still owes its charge to (set when the record
-    # is spooled and the charge at answer time did not happen); replay charges it.
+    # Not a column: the caller's quota subject (flows/metering.settle). A spooled record that has
+    # one owes its quota charge, which replay counts (usage_spool.replay).
     charge_subject: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,13 +46,11 @@ _INSERT = """INSERT INTO {s}.usage
     VALUES (%(request_id)s, %(config_id)s, %(model_id)s, %(kind)s, NULLIF(%(input_tokens)s, 0),
             NULLIF(%(output_tokens)s, 0), NULLIF(%(image_count)s, 0), %(image_resolution)s, %(user_id)s,
             %(cost_usd)s, %(key_source)s, %(latency_ms)s, COALESCE(%(created_at)s::timestamptz, now()))
-    ON CONFLICT (request_id) DO NOTHING
-    RETURNING request_id"""
+    ON CONFLICT (request_id) DO NOTHING"""
 
 
-async def insert(db: Database, record: UsageRecord) -> bool:
-    """Insert one row; False when a row with its request id was already there."""
-    return bool(await db.fetch(_INSERT, record.to_dict()))
+async def insert(db: Database, record: UsageRecord) -> None:
+    await db.execute(_INSERT, record.to_dict())
 
 
 # Many rows in one statement of constant text (so it can be prepared): one array per column,
@@ -67,8 +65,7 @@ _INSERT_BATCH = """INSERT INTO {s}.usage
                   %s::text[], %s::text[], %s::numeric[], %s::text[], %s::integer[], %s::timestamptz[])
            AS r (request_id, config_id, model_id, kind, input_tokens, output_tokens, image_count,
                  image_resolution, user_id, cost_usd, key_source, latency_ms, created_at)
-    ON CONFLICT (request_id) DO NOTHING
-    RETURNING request_id"""
+    ON CONFLICT (request_id) DO NOTHING"""
 _COLUMNS = (
     "request_id",
     "config_id",
@@ -86,17 +83,12 @@ _COLUMNS = (
 )
 
 
-async def insert_batch(db: Database, records: list[UsageRecord]) -> set[str]:
-    """Insert several rows in one round trip (group commit, spool replay); one row = `insert`.
-
-    Returns the request ids inserted now (a record whose row already exists is not among them).
-    """
-    if not records:
-        return set()
+async def insert_batch(db: Database, records: list[UsageRecord]) -> None:
+    """Insert several rows in one round trip (the recorder's group commit); one row = `insert`."""
     if len(records) == 1:
-        return {records[0].request_id} if await insert(db, records[0]) else set()
-    rows = await db.fetch(_INSERT_BATCH, [[getattr(r, c) for r in records] for c in _COLUMNS])
-    return {str(r["request_id"]) for r in rows}
+        await insert(db, records[0])
+        return
+    await db.execute(_INSERT_BATCH, [[getattr(r, c) for r in records] for c in _COLUMNS])
 
 
 # Replay of spooled records: a row that is new, or that exists (it landed late) but whose owed
