@@ -76,9 +76,10 @@ def test_one_image_shape_upstream_body_and_usage_row(gateway: Gateway, simulator
     r = _post(gateway, {"prompt": "A watercolor fox", "unknownKey": 1})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"text", "images", "metadata"}
-    assert body["text"] == "Here is your image."
+    assert set(body) == {"model", "text", "images", "count", "metadata", "nextActions"}
+    assert body["text"] == "Here is your image." and body["model"] == MODEL and body["count"] == 1
     assert len(body["images"]) == 1 and body["images"][0]["type"] == "imageUrl"
+    assert body["images"][0]["image_url"] == {"url": body["images"][0]["imageUrl"]}  # the Python/Kotlin SDKs' key
     assert _dims(_png(body["images"][0]["imageUrl"])) == (64, 64)  # no size: the model's default 1:1
 
     [sent] = sim_chats(simulator.url)

@@ -21,6 +21,8 @@ CALLS: list[tuple[str, str, dict[str, Any]]] = [
     ("native stream", "/api/ai/chat/completion", {**BODY, "stream": True}),
     ("openai", "/api/ai/v1/chat/completions", BODY),
     ("openai stream", "/api/ai/v1/chat/completions", {**BODY, "stream": True}),
+    ("anthropic", "/api/ai/v1/messages", {**BODY, "max_tokens": 50}),
+    ("anthropic stream", "/api/ai/v1/messages", {**BODY, "max_tokens": 50, "stream": True}),
 ]
 
 
@@ -48,7 +50,8 @@ def test_usage_is_committed_before_the_last_byte(
     assert chat_function.process.frozen
     assert status == 200, content
     if body.get("stream"):
-        assert b'"done":true' in content or content.rstrip().endswith(b"[DONE]"), content[-200:]
+        ends = (b"[DONE]", b'event: message_stop\ndata: {"type":"message_stop"}')
+        assert b'"done":true' in content or content.rstrip().endswith(ends), content[-200:]
     rows = sql("SELECT user_id, output_tokens FROM ai.usage WHERE request_id = %s", [request_id])
     assert len(rows) == 1 and rows[0]["user_id"] == "lambda-chat-user", f"{name}: no usage row while frozen"
     assert rows[0]["output_tokens"] > 0

@@ -75,6 +75,10 @@ def ask(
     r = gw.client.get("/api/ai/usage/summary", params=params, headers=gw.admin())
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()
+    # The Python SDK's names for the same totals (tests/sdks/test_python_sdk.py checks them).
+    assert body.pop("totalCost") == body["totalCostUsd"]
+    if group == "model":
+        assert set(body.pop("byModel")) == {str(g["key"] or "unknown") for g in body["groups"]}
     return body
 
 

@@ -239,19 +239,30 @@ class Authenticator:
         email = claims.get("email")
         return Principal(role=role, user_id=sub, email=email if _storable(email) else None)
 
-    def identify(self, authorization: str | None, x_api_key: str | None) -> Principal | None:
-        """The caller, None when no credentials were sent, GatewayError when they are wrong."""
+    def identify(
+        self, authorization: str | None, x_api_key: str | None, *, jwt_in_api_key: bool = False
+    ) -> Principal | None:
+        """The caller, None when no credentials were sent, GatewayError when they are wrong.
+
+        A Bearer credential wins; `x-api-key` is read only without one. It holds the admin key,
+        or, with `jwt_in_api_key` (the Anthropic route, whose SDKs send their key there), either
+        the admin key (`ik_...`) or a user's JWT. SDKs such as InsForge's Python one send the app's
+        key as `x-api-key` on every call and the signed-in user's token as the bearer: the user is
+        the caller (their id on usage rows, their limits, no admin rights from the app's key), and
+        a bad or expired user token is a 401 the app must act on, never a fall back to the key.
+        """
         scheme, _, token = (authorization or "").strip().partition(" ")
         token = token.strip()
         if scheme.lower() == "bearer" and token:
             return self._check_api_key(token) if token.startswith("ik_") else self._check_jwt(token)
         if x_api_key:
-            return self._check_api_key(x_api_key)
+            key = x_api_key.strip()
+            return self._check_jwt(key) if jwt_in_api_key and not key.startswith("ik_") else self._check_api_key(key)
         return None
 
-    def user(self, authorization: str | None, x_api_key: str | None) -> Principal:
+    def user(self, authorization: str | None, x_api_key: str | None, *, jwt_in_api_key: bool = False) -> Principal:
         """Generation routes: any valid principal (anon too, unless the deployment turned it off)."""
-        principal = self.identify(authorization, x_api_key)
+        principal = self.identify(authorization, x_api_key, jwt_in_api_key=jwt_in_api_key)
         if principal is None:
             raise GatewayError(AUTH_INVALID_CREDENTIALS, 401, "No token provided", _CHECK_TOKEN)
         if principal.role == "anon" and not self.allow_anon:

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from ..flows import chat
 from ..schemas import ChatRequest
 from . import native_shapes as native
+from .clients import client_of
 from .deps import Svc, User, call_context
 from .responses import answer_response, stream_response
 
@@ -19,6 +20,6 @@ async def chat_completion_route(body: ChatRequest, request: Request, svc: Svc, w
     ctx = call_context(request, who)
     if body.stream:
         stream = await chat.stream(svc, ctx, body)
-        return stream_response(stream, native.chat_frames(stream))
+        return stream_response(stream, native.chat_frames(stream, client_of(request)))
     answer = await chat.answer(svc, ctx, body)
     return await answer_response(svc, answer, native.chat_body(answer))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import Field, StringConstraints
@@ -14,6 +14,8 @@ from ..schemas import ModelId, NoNul, RequestBody
 from ..store import audit
 from ..store import configs as store
 from ..store.usage import money
+from ..timefmt import iso_or_none
+from .clients import Client, client_of
 from .deps import Admin, Svc, client_ip
 from .responses import JSON
 
@@ -47,9 +49,13 @@ def _policy(p: ContentPolicy | RequestPolicy | None) -> dict[str, object] | None
 
 
 @router.get("/api/ai/models")
-async def list_models(svc: Svc, _: Admin) -> JSON:
-    """The upstream catalog as the active key sees it: modalities, prices per million tokens, big four first."""
-    return JSON(await svc.catalog.list_models(svc))
+async def list_models(request: Request, svc: Svc, _: Admin) -> JSON:
+    """The upstream catalog as the active key sees it: modalities, prices per million tokens, big four first.
+
+    Flat for every SDK but Python's, which reads it grouped by output modality (api/clients.py).
+    """
+    models = await svc.catalog.list_models(svc)
+    return JSON(models_body(models, client_of(request), configured=bool(models)))
 
 
 @router.post("/api/ai/configurations", status_code=201)
@@ -98,6 +104,7 @@ async def list_configurations(svc: Svc, _: Admin) -> JSON:
         [
             {
                 "id": str(r["id"]),
+                "modality": _modality(r["output_modality"]),
                 "inputModality": r["input_modality"],
                 "outputModality": r["output_modality"],
                 "provider": r["provider"],
@@ -106,6 +113,8 @@ async def list_configurations(svc: Svc, _: Admin) -> JSON:
                 "fallbackModels": r["fallback_models"],
                 "contentPolicy": r["content_policy"],
                 "requestPolicy": _policy(parse(r["request_policy"])),
+                "createdAt": iso_or_none(r["created_at"]),
+                "updatedAt": iso_or_none(r["updated_at"]),
                 "usageStats": {
                     "totalInputTokens": int(r["total_input_tokens"]),
                     "totalOutputTokens": int(r["total_output_tokens"]),
@@ -170,6 +179,52 @@ async def disable_configuration(config_id: str, request: Request, svc: Svc, who:
         )
     svc.configs.invalidate()
     return JSON({"message": "AI configuration disabled successfully"})
+
+
+def price_level(model: dict[str, Any]) -> int:
+    """A coarse price band from the dearer of the per-million prices: 0 free, 1 under $2, 2 under $15,
+    3 above (the Swift and Kotlin SDKs show it; Kotlin requires it)."""
+    top = max(float(model.get("inputPrice") or 0), float(model.get("outputPrice") or 0))
+    if top <= 0:
+        return 0
+    return 1 if top < 2 else 2 if top < 15 else 3
+
+
+def models_body(models: list[dict[str, Any]], client: Client, *, configured: bool) -> Any:
+    """The catalog flat (every SDK but Python), or grouped by output modality (the Python SDK).
+
+    `configured` says whether an upstream key is set; without one the catalog is empty and the
+    grouped shape says so rather than looking like a provider with no models.
+    """
+    flat = [{**m, "priceLevel": price_level(m)} for m in models]
+    if client is not Client.PYTHON:
+        return flat
+
+    def group(modality: str) -> list[dict[str, Any]]:
+        chosen = [_openrouter_model(m) for m in flat if modality in (m.get("outputModality") or ())]
+        return [{"provider": "openrouter", "configured": configured, "models": chosen}]
+
+    return {"text": group("text"), "image": group("image")}
+
+
+def _openrouter_model(m: dict[str, Any]) -> dict[str, Any]:
+    """One catalog entry with the OpenRouter-style keys the Python SDK reads, plus the flat ones."""
+    return {
+        **m,
+        "name": m.get("id"),
+        "context_length": m.get("contextLength"),
+        "architecture": {"input_modalities": m.get("inputModality"), "output_modalities": m.get("outputModality")},
+        "pricing": {"prompt": m.get("inputPrice"), "completion": m.get("outputPrice"), "unit": "USD per 1M tokens"},
+    }
+
+
+def _modality(output: list[str]) -> str:
+    """The one-word kind of model the Python SDK shows: what it generates, `text` unless it makes
+    images or embeddings."""
+    for kind in ("image", "embeddings", "audio"):
+        if kind in output:
+            return kind
+    return "text"
 
 
 def _camel(snake: str) -> str:

@@ -54,8 +54,15 @@ async def _admin_dep(request: Request) -> Principal:
     return admin(request)
 
 
+async def _api_key_user_dep(request: Request) -> Principal:
+    """`User`, with a user JWT also accepted in `x-api-key`, where the Anthropic SDKs put their key."""
+    h = request.headers
+    return services(request).auth.user(h.get("authorization"), h.get("x-api-key"), jwt_in_api_key=True)
+
+
 Svc = Annotated[Services, Depends(_services_dep)]
 User = Annotated[Principal, Depends(_user_dep)]
+ApiKeyUser = Annotated[Principal, Depends(_api_key_user_dep)]
 Admin = Annotated[Principal, Depends(_admin_dep)]
 
 

@@ -10,6 +10,10 @@ rendered in the dialect of the route that failed:
   status, so `error` is an object `{message, type, code, param}` (`code` = our code, `type` =
   OpenAI's error type for the status), beside the same flat `message`, `statusCode`,
   `nextActions` keys. Unknown paths and methods under `/api/ai/v1` answer in this shape too.
+* Anthropic (`/api/ai/v1/messages*`): the Anthropic SDKs read `body["error"]["message"]` and
+  raise by HTTP status, so the body is `{"type": "error", "error": {type, message, code}}`
+  (`type` = Anthropic's error type for the status, `code` = ours) beside the same flat keys.
+  404, 405, 413 and validation failures on those paths answer in this shape too.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from .responses import JSON
 
 log = logging.getLogger(__name__)
 
-Dialect = Literal["native", "openai"]
+Dialect = Literal["native", "openai", "anthropic"]
 OPENAI_PREFIX = "/api/ai/v1/"
+ANTHROPIC_PATH = "/api/ai/v1/messages"
 
 _OPENAI_TYPES = {
     400: "invalid_request_error",
@@ -41,7 +46,25 @@ _OPENAI_TYPES = {
 }
 
 
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "request_too_large",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    529: "overloaded_error",
+}
+
+
 def dialect_for(path: str) -> Dialect:
+    """The error shape a path's callers parse; the one place the dialect is chosen."""
+    if path == ANTHROPIC_PATH or path.startswith(ANTHROPIC_PATH + "/"):
+        return "anthropic"
     return "openai" if path.startswith(OPENAI_PREFIX) or path == OPENAI_PREFIX.rstrip("/") else "native"
 
 
@@ -50,8 +73,16 @@ def openai_error_type(status: int) -> str:
     return _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
 
 
+def anthropic_error_type(status: int) -> str:
+    """Anthropic's `error.type` for an HTTP status."""
+    return _ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+
+
 def error_body(err: GatewayError, dialect: Dialect) -> dict[str, Any]:
     body = err.body()
+    if dialect == "anthropic":
+        error = {"type": anthropic_error_type(err.status), "message": err.message, "code": err.code}
+        return {"type": "error", **body, "error": error}
     if dialect == "openai":
         body["error"] = {"message": err.message, "type": openai_error_type(err.status), "code": err.code, "param": None}
     return body

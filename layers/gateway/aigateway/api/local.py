@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..services import Services
 from . import (
+    anthropic_messages,
     chat,
     configs,
     embeddings,
@@ -26,6 +27,7 @@ def local_app(services: Services) -> GatewayApp:
         openai_chat.router,
         openai_embeddings.router,
         openai_models.router,
+        anthropic_messages.router,
     ]
     routers += [configs.router, limits.router, usage.router, gateway_keys.router]
     return build_app(*routers, services=services, title="AI Gateway (local)")

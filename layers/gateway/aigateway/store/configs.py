@@ -118,7 +118,7 @@ async def upsert(
 async def list_active_with_usage(db: Database) -> list[dict[str, Any]]:
     return await db.fetch(
         """SELECT c.id, c.model_id, c.provider, c.input_modality, c.output_modality, c.system_prompt,
-                  c.fallback_models, c.content_policy, c.request_policy, c.created_at,
+                  c.fallback_models, c.content_policy, c.request_policy, c.created_at, c.updated_at,
                   COALESCE(SUM(u.input_tokens), 0) AS total_input_tokens,
                   COALESCE(SUM(u.output_tokens), 0) AS total_output_tokens,
                   COALESCE(SUM(COALESCE(u.input_tokens, 0) + COALESCE(u.output_tokens, 0)), 0) AS total_tokens,
