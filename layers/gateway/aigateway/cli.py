@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import tempfile
 import threading
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from .logs import configure_logging
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .local import EmbeddedPostgres
 
 BANNER = "=" * 72
 
@@ -39,26 +45,53 @@ def _start_simulator_thread(host: str, port: int) -> None:
 
 def prepare_local(settings: Settings) -> Settings:
     """Secrets from the data folder, the embedded database when no DATABASE_URL, migrations."""
+    return start_local(settings)[0]
+
+
+def start_local(settings: Settings) -> tuple[Settings, EmbeddedPostgres | None]:
+    """`prepare_local`, also returning the embedded server it started (None with DATABASE_URL)."""
     from .local import EmbeddedPostgres, with_local_secrets
     from .migrations import apply
 
     settings = with_local_secrets(settings)
+    pg = None
     if not settings.database_url:
         pg = EmbeddedPostgres(settings.home / "pgdata")
         settings = settings.with_overrides(database_url=pg.start())
     assert settings.database_url
     apply(settings.database_url, settings.db_schema)
-    return settings
+    return settings, pg
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM ends the process like Ctrl-C does: by an exception, so `finally` blocks and atexit
+    run (uvicorn shuts down gracefully, then re-raises the signal it caught into this handler)."""
+    raise SystemExit(128 + signum)
 
 
 def serve(args: argparse.Namespace) -> int:
+    """Serve until Ctrl-C or SIGTERM; then open calls get `shutdown_timeout_s` to finish (a stream
+    cut off then is settled with the tokens it had: row or spool), and the embedded database stops."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # from here on: also while starting up
+    settings, pg = start_local(Settings.from_env())
+    try:
+        return _serve(args, settings)
+    finally:
+        if pg is not None:  # also on SIGTERM (`kill`), not only on Ctrl-C
+            try:
+                pg.stop()
+            except Exception as exc:  # the exit (and its reason) matters more than this report
+                print(f"stopping the embedded PostgreSQL failed: {exc}", file=sys.stderr)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from .api.local import local_app
     from .auth import mint_jwt
+    from .local import with_usage_replay
     from .services import Services
 
-    settings = prepare_local(Settings.from_env())
     simulated = not settings.openrouter_api_key and "OPENROUTER_BASE_URL" not in os.environ
     if simulated:
         sim_port = _free_port(args.host)
@@ -88,10 +121,19 @@ def serve(args: argparse.Namespace) -> int:
     print(f"Anon key:        {anon_token}")
     print(f"Data folder:     {settings.home.resolve()}")
     print(BANNER, flush=True)
-    app = local_app(Services.from_settings(settings))
+    services = Services.from_settings(settings)
     # No proxy headers: uvicorn would take a loopback caller's X-Forwarded-For as its address
     # (api/client_address.py trusts proxies only when TRUSTED_PROXY_HOPS says so).
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False, proxy_headers=False)
+    app = with_usage_replay(local_app(services), services)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_timeout_s)),
+    )
     return 0
 
 

@@ -13,15 +13,32 @@ unprepared, 0.48 ms prepared), so the local server turns them on (`build_app`).
 `GroupCommit` coalesces the writes that follow each answer (usage rows, quota charges): under
 load many requests finish at once, and one statement for all of them costs PostgreSQL and the
 event loop far less than one round trip each.
+
+Deadlines: every operation (`run`, `fetch`, `execute`, and the connection and BEGIN of
+`transaction`) ends within `op_timeout_s`, waiting for a pool slot and connecting included. A
+hung server (alive but not answering: frozen, a network partition) would otherwise hold a
+caller for as long as the hang lasts; now the caller gets a 503 and usage goes to the spool.
+The statement runs in a task of its own that is abandoned at the deadline, because psycopg
+answers a cancellation by asking the server to cancel and waiting for that, which a hung
+server never answers. After a failed connect or a timeout the database is left alone for a
+growing, jittered back-off (0.2 s doubling, up to 5 s or twice the deadline): an operation
+whose deadline outlasts the back-off waits it out (a restart or failover stays invisible), one
+whose deadline does not fails at once. So there is no tight reconnect loop against a server
+that is down, and in a long outage most callers learn it at once while one now and then probes.
+
+A rotated password: when connecting fails on authentication, `reauth` (re-read the secret,
+bypassing its cache) runs once and the connect is tried again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
@@ -36,6 +53,8 @@ Item = TypeVar("Item")
 Conn = psycopg.AsyncConnection[dict[str, Any]]
 
 PREPARE_AFTER = 5  # psycopg's default: only statements a connection runs repeatedly get prepared
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.2, 5.0
+_AUTH_SQLSTATES = frozenset({"28P01", "28000"})
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -62,37 +81,92 @@ class Database:
         schema: str = "ai",
         pool_size: int = 1,
         connect_timeout_s: int = 5,
+        op_timeout_s: float = 60.0,
         prepare: bool = False,
+        reauth: Callable[[], object] | None = None,
     ) -> None:
         self._conninfo = conninfo
         self.prepare = prepare  # read when a connection is opened
         self.schema = check_schema(schema)
         self._size = max(1, pool_size)
         self._timeout = connect_timeout_s
+        self.op_timeout_s = op_timeout_s
+        self._reauth = reauth
         self._idle: list[Conn] = []
         self._opened = 0
         self._waiters: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._failures = 0  # consecutive failed connects / timeouts
+        self._resting_until = 0.0  # monotonic; before it, operations fail at once
 
     def q(self, template: str) -> str:
         return sql(template, self.schema)
 
     async def _connect(self) -> Conn:
         try:
-            return await asyncio.wait_for(
-                psycopg.AsyncConnection.connect(
-                    self._conninfo(),
-                    autocommit=True,
-                    prepare_threshold=PREPARE_AFTER if self.prepare else None,
-                    connect_timeout=self._timeout,
-                    row_factory=dict_row,
-                    application_name="aigateway",
-                ),
-                timeout=self._timeout + 1,
-            )
+            try:
+                conn = await self._open(self._conninfo())
+            except psycopg.OperationalError as exc:
+                if self._reauth is None or not is_auth_failure(exc):
+                    raise
+                log.warning("database authentication failed; re-reading the database secret once")
+                await asyncio.to_thread(self._reauth)
+                conn = await self._open(self._conninfo())
         except (psycopg.Error, OSError, TimeoutError) as exc:
             log.warning("database connect failed: %s", type(exc).__name__)
+            self._note_failure()
             raise service_unavailable() from exc
+        self._failures = 0
+        return conn
+
+    async def _open(self, conninfo: str) -> Conn:
+        return await asyncio.wait_for(
+            psycopg.AsyncConnection.connect(
+                conninfo,
+                autocommit=True,
+                prepare_threshold=PREPARE_AFTER if self.prepare else None,
+                connect_timeout=self._timeout,
+                row_factory=dict_row,
+                application_name="aigateway",
+            ),
+            timeout=self._timeout + 1,
+        )
+
+    def _note_failure(self) -> None:
+        """Rest for a growing, jittered while: failing at once beats queueing on a dead server."""
+        self._failures += 1
+        # Capped past the deadline, so that in a long outage most callers fail at once and one
+        # now and then probes the database.
+        cap = max(BACKOFF_MAX_S, 2 * self.op_timeout_s)
+        pause = min(cap, BACKOFF_FIRST_S * 2 ** (self._failures - 1)) * (0.5 + random.random() / 2)
+        self._resting_until = time.monotonic() + pause
+
+    async def _rest(self) -> float:
+        """Wait out the back-off if it ends before this operation's deadline (a restart or a
+        failover is then invisible), else fail now. Returns the deadline (monotonic)."""
+        now = time.monotonic()
+        deadline = now + self.op_timeout_s
+        if now < self._resting_until:
+            if self._resting_until >= deadline - 0.05:
+                raise service_unavailable()
+            await asyncio.sleep(self._resting_until - now)
+        return deadline
+
+    async def _bounded(self, work: Awaitable[T], deadline: float) -> T:
+        """`work` before `deadline`, else a 503 at once (the work is cancelled and left to end)."""
+        task = asyncio.ensure_future(work)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task in done:
+            return task.result()
+        task.cancel()
+        task.add_done_callback(_retrieve)
+        log.warning("database operation timed out (deadline %.1fs)", self.op_timeout_s)
+        self._note_failure()
+        raise service_unavailable()
 
     def _bind_loop(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -135,11 +209,16 @@ class Database:
             self._idle.append(conn)
 
     async def run(self, work: Callable[[Conn], Awaitable[T]]) -> T:
-        """Run `work` on a connection; once more on a fresh one if the first had been dropped.
+        """Run `work` on a connection, within the deadline; once more on a fresh connection if
+        the first had been dropped.
 
         A connection the server closed while idle fails on first use, before the statement
         ran, so one retry on a new connection is safe and hides restarts and failovers.
         """
+        deadline = await self._rest()
+        return await self._bounded(self._run(work), deadline)
+
+    async def _run(self, work: Callable[[Conn], Awaitable[T]]) -> T:
         for attempt in (1, 2):
             try:
                 async with self.connection() as conn:
@@ -170,8 +249,15 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:
-        """A connection inside one transaction (an admin mutation and its audit record)."""
-        async with self.connection() as conn, conn.transaction():
+        """A connection inside one transaction (an admin mutation and its audit record).
+
+        Getting the connection and BEGIN are bounded like `run`; the statements inside are bounded
+        by the server's statement_timeout and the TCP keepalives (the caller's code runs between).
+        """
+        deadline = await self._rest()
+        async with AsyncExitStack() as stack:
+            conn = await self._bounded(stack.enter_async_context(self.connection()), deadline)
+            await self._bounded(stack.enter_async_context(conn.transaction()), deadline)
             yield conn
 
     async def close(self) -> None:
@@ -181,6 +267,17 @@ class Database:
 
 
 _ROWS = frozenset({psycopg.pq.ExecStatus.TUPLES_OK, psycopg.pq.ExecStatus.SINGLE_TUPLE})
+
+
+def is_auth_failure(exc: psycopg.Error) -> bool:
+    """The server refused the credentials (a rotated password), as opposed to being unreachable."""
+    return exc.sqlstate in _AUTH_SQLSTATES or "password authentication failed" in str(exc)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Read an abandoned task's outcome, so asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _has_rows(cur: psycopg.AsyncCursor[Any]) -> bool:

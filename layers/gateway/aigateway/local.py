@@ -12,11 +12,17 @@ import logging
 import os
 import secrets
 import subprocess
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from .services import Services
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,22 @@ def with_local_secrets(settings: Settings) -> Settings:
         access_api_key=settings.access_api_key or data["access_api_key"],
         master_key=settings.master_key or data["master_key"],
     )
+
+
+def with_usage_replay(app: FastAPI, services: Services) -> FastAPI:
+    """The app, replaying the usage spool at start-up and every `usage_replay_interval_s` while it
+    serves: records spooled by an earlier run (the database was down, the server was killed)
+    land without waiting for the next request. The replay stops with the app's own shutdown."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        async with inner(a) as state:
+            services.usage.start(services.settings.usage_replay_interval_s)
+            yield state
+
+    app.router.lifespan_context = lifespan
+    return app
 
 
 class EmbeddedPostgres:

@@ -7,8 +7,10 @@ The client is the gateway's hot path, so it decides our overhead.
 
 One session per process and event loop, kept across Lambda invocations (Mangum reuses its
 loop). Retries: at most `upstream_max_tries` tries on 408/429/5xx, connection errors,
-timeouts and unreadable answers, with exponential backoff and jitter, honouring Retry-After;
-a stream is never retried once its first byte has been read. Failover across a
+connect timeouts and unreadable answers, with exponential backoff and jitter, honouring
+Retry-After; a stream is never retried once its first byte has been read. A read timeout is not
+retried either: the request was sent, so the upstream may be generating (and billing) it, and a
+retry would pay for a second generation with no usage row for the first. Failover across a
 configuration's fallback models is OpenRouter's own `models` list.
 
 aiohttp is imported where a request is made, not with this module: the configs and usage
@@ -61,10 +63,11 @@ class UpstreamFailure(Exception):
     message: str
     retry_after: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    may_retry: bool = True  # False once the request may have started a generation upstream
 
     @property
     def retryable(self) -> bool:
-        return self.status in RETRYABLE
+        return self.may_retry and self.status in RETRYABLE
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -93,6 +96,11 @@ def transport_failure(exc: BaseException) -> UpstreamFailure:
     if isinstance(exc, TimeoutError):
         return UpstreamFailure(504, "the request to the AI provider timed out")
     return UpstreamFailure(502, f"could not reach the AI provider ({type(exc).__name__})")
+
+
+def read_timeout() -> UpstreamFailure:
+    """The request went out but no answer came in time: a 504, never retried (module docstring)."""
+    return UpstreamFailure(504, "the request to the AI provider timed out waiting for its answer", may_retry=False)
 
 
 def to_gateway_error(f: UpstreamFailure, key_source: str | None = None) -> GatewayError:
@@ -249,6 +257,8 @@ class OpenRouterClient:
             ) as resp:
                 raw = await resp.read()
                 status, headers = resp.status, resp.headers
+        except aiohttp.SocketTimeoutError as exc:
+            raise read_timeout() from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise transport_failure(exc) from exc
         try:
@@ -322,6 +332,8 @@ class OpenRouterClient:
             resp = await self.session().post(
                 self.base + "/chat/completions", data=orjson.dumps(payload), headers=self._headers(key, extra)
             )
+        except aiohttp.SocketTimeoutError as exc:
+            raise read_timeout() from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise transport_failure(exc) from exc
         if resp.status != 200:

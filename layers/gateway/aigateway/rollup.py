@@ -139,24 +139,15 @@ async def drain_spool(settings: Settings, db: Database, deadline: float) -> int:
     """Replay usage records spooled to SQS while the database was away; returns how many.
 
     Inserts are idempotent on request_id and a message is deleted only after its batch
-    committed, so a crash between the two replays the batch harmlessly. Stops at `deadline`
-    (time.monotonic()) so the rollup still runs within the Lambda timeout.
+    committed, so a crash between the two replays the batch harmlessly; owed quota charges are
+    counted for the rows inserted (usage_spool.replay). Long-polls until the queue stays empty,
+    and stops at `deadline` (time.monotonic()) so the rollup still runs within the Lambda timeout.
     """
     if not settings.usage_spool_queue_url:
         return 0
-    from .store.usage import insert_batch
-    from .usage_spool import SqsSpool
+    from .usage_spool import SqsSpool, replay
 
-    spool = SqsSpool(settings.usage_spool_queue_url)
-    total = 0
-    while time.monotonic() < deadline:
-        items = await spool.take(10)
-        if not items:
-            break
-        await insert_batch(db, [record for _, record in items])
-        await spool.ack([handle for handle, _ in items])
-        total += len(items)
-    return total
+    return await replay(db, SqsSpool(settings.usage_spool_queue_url), batch=10, deadline=deadline)
 
 
 async def run(settings: Settings, db: Database, budget_s: float = 240.0) -> dict[str, Any]:

@@ -11,7 +11,7 @@ client, the key resolver, the usage recorder and quota-charge writer, the image 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING
 
 from .auth import Authenticator, TokenRules
@@ -40,11 +40,15 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
+        fresh_secret = settings.db_secret_arn and not settings.database_url
         db = Database(
             lambda: conninfo(settings),
             schema=settings.db_schema,
             pool_size=settings.db_pool_size,
             connect_timeout_s=settings.db_connect_timeout_s,
+            op_timeout_s=settings.db_op_timeout_s,
+            # A refused password: read the DB secret again (it may have been rotated), once.
+            reauth=partial(conninfo, settings, fresh=True) if fresh_secret else None,
             # Server-side prepared statements halve the hot path's database time (db.py) but pin
             # connections behind RDS Proxy, so only a server outside AWS (local, tests) uses them.
             prepare=not settings.on_aws,
@@ -113,6 +117,8 @@ class Services:
         return image_store(self.settings)
 
     async def aclose(self) -> None:
+        if "usage" in self.__dict__:
+            await self.usage.aclose()
         if "upstream" in self.__dict__:
             await self.upstream.aclose()
         await self.db.close()

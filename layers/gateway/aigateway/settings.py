@@ -52,6 +52,19 @@ class Settings:
     db_schema: str = "ai"
     db_connect_timeout_s: int = 5
     db_pool_size: int = 1
+    # Deadlines, so a hung database costs a caller seconds, not the whole hang (db.py): the
+    # client-side bound of one operation, and PostgreSQL's own statement_timeout (0 = not sent;
+    # off by default on AWS: RDS Proxy refuses the `options` startup parameter that carries it).
+    db_op_timeout_s: float = 5.0
+    db_statement_timeout_ms: int = 4000
+    # TCP keepalives and tcp_user_timeout: a server that vanished mid-statement is noticed.
+    db_keepalive_idle_s: int = 10
+    db_tcp_user_timeout_ms: int = 10_000
+    # TLS to the database: a libpq sslmode (verify-full checks the server's certificate and
+    # name against `db_ca_bundle`); None = "verify-full" on AWS when the bundle exists, else
+    # "require" on AWS and "prefer" locally.
+    db_sslmode: str | None = None
+    db_ca_bundle: Path | None = None
 
     # Caller authentication.
     jwt_secret: str | None = None
@@ -87,6 +100,10 @@ class Settings:
     images_bucket: str | None = None
     images_url_ttl_s: int = 3600
     usage_spool_queue_url: str | None = None
+    # The local server replays its file spool at start-up and then every this many seconds.
+    usage_replay_interval_s: float = 30.0
+    # `aigateway serve`: how long a SIGTERM / Ctrl-C waits for open calls before cancelling them.
+    shutdown_timeout_s: float = 10.0
 
     # Limits on a single request.
     max_body_bytes: int = 10 * MIB
@@ -138,6 +155,12 @@ class Settings:
             db_schema=e.get("DB_SCHEMA") or "ai",
             db_connect_timeout_s=_int(e.get("DB_CONNECT_TIMEOUT_S"), 5),
             db_pool_size=_int(e.get("DB_POOL_SIZE"), 1 if on_aws else 4),
+            db_op_timeout_s=_float(e.get("DB_OP_TIMEOUT_S"), 5.0),
+            db_statement_timeout_ms=_int(e.get("DB_STATEMENT_TIMEOUT_MS"), 0 if on_aws else 4000),
+            db_keepalive_idle_s=_int(e.get("DB_KEEPALIVE_IDLE_S"), 10),
+            db_tcp_user_timeout_ms=_int(e.get("DB_TCP_USER_TIMEOUT_MS"), 10_000),
+            db_sslmode=_opt(e.get("DB_SSLMODE")),
+            db_ca_bundle=Path(e["AIGATEWAY_DB_CA_BUNDLE"]) if e.get("AIGATEWAY_DB_CA_BUNDLE") else None,
             jwt_secret=_opt(e.get("JWT_SECRET")),
             jwt_secret_arn=_opt(e.get("JWT_SECRET_ARN")),
             access_api_key=_opt(e.get("ACCESS_API_KEY")),
@@ -162,6 +185,8 @@ class Settings:
             images_bucket=_opt(e.get("IMAGES_BUCKET")),
             images_url_ttl_s=_int(e.get("IMAGES_URL_TTL_S"), 3600),
             usage_spool_queue_url=_opt(e.get("USAGE_SPOOL_QUEUE_URL")),
+            usage_replay_interval_s=_float(e.get("USAGE_REPLAY_INTERVAL_S"), 30.0),
+            shutdown_timeout_s=_float(e.get("SHUTDOWN_TIMEOUT_S"), 10.0),
             max_body_bytes=_int(e.get("MAX_BODY_BYTES"), 10 * MIB),
             max_completion_tokens=_int(e.get("MAX_COMPLETION_TOKENS"), 16384),
             default_max_tokens=_int(e.get("DEFAULT_MAX_TOKENS"), 4096),

@@ -1,24 +1,35 @@
-"""Recording usage so that a database failure never loses a paid-for answer.
+"""Recording usage so that a database failure never loses a paid-for answer, nor its quota charge.
 
-The usage row is written after the upstream answered. If PostgreSQL refuses it, the record
-goes to a spool that outlives the process and is replayed later; `request_id` is unique in
-`ai.usage`, so a replay that races a late success inserts once.
+The usage row is written after the upstream answered, within the database deadline. If
+PostgreSQL refuses it or does not answer in time, the record goes to a spool that outlives the
+process and is replayed later; `request_id` is unique in `ai.usage`, so a replay that races a
+late success inserts once. A spooled call whose quota charge did not happen at answer time
+carries its quota subject (`charge_subject`): it was not charged at answer time (the charge
+follows a committed row, flows/metering.py), so replay charges it, exactly once also when the
+record is replayed twice or its row reached the database late on its own
+(`store.usage.insert_replayed`). A failure between a replayed row's insert and its charge (a
+crash, the database lost again) under-counts that charge; nothing doubles it.
 
 Which spool, and why:
 - Locally: one JSON file per record under `$AIGATEWAY_HOME/usage-spool/`, written atomically
-  (temp file + rename). It survives a crash or restart of the server; a background task in
-  the server retries every few seconds until the database is back.
+  (temp file + rename). It survives a crash or restart of the server. The server replays it at
+  start-up, every `usage_replay_interval_s`, and (with back-off) soon after a record was spooled.
 - On AWS: an SQS queue (USAGE_SPOOL_QUEUE_URL). A Lambda's /tmp dies with its execution
   environment and may never run again, so the record must leave the process; SQS is durable,
   needs no VPC route to the database, and the scheduled usage_summary function drains it
-  before each rollup.
+  before each rollup, long-polling until the queue has been empty a few times in a row.
+
+A drain is one pass: one listing of the folder (or receives until the queue is empty), each
+batch inserted in one statement (`store.usage.insert_batch`) and acknowledged after it committed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,15 +39,20 @@ from .db import Database, GroupCommit
 from .errors import GatewayError
 from .private_files import write_private
 from .settings import Settings
+from .store import limits as limits_store
 from .store import usage as store
 from .store.usage import UsageRecord
 
 log = logging.getLogger(__name__)
+Batch = list[tuple[Any, UsageRecord]]  # (handle for `ack`, record)
+
+SQS_LONG_POLL_S = 5  # WaitTimeSeconds of each receive
+SQS_EMPTY_RECEIVES = 3  # a drain ends after this many empty receives in a row
 
 
 class Spool(Protocol):
     async def put(self, record: UsageRecord) -> None: ...
-    async def take(self, limit: int) -> list[tuple[Any, UsageRecord]]: ...
+    def batches(self, size: int, deadline: float | None = None) -> AsyncIterator[Batch]: ...
     async def ack(self, handles: list[Any]) -> None: ...
     def may_have_pending(self) -> bool: ...
 
@@ -45,28 +61,44 @@ class FileSpool:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._pending = folder.exists() and any(folder.glob("*.json"))
+        self._puts = 0  # records written by this process (a drain only sees those listed)
 
     async def put(self, record: UsageRecord) -> None:
         await asyncio.to_thread(self._write, record)
+        self._puts += 1
         self._pending = True
 
     def _write(self, record: UsageRecord) -> None:
         write_private(self.folder / f"{record.request_id}.json", orjson.dumps(record.to_dict()))
 
-    async def take(self, limit: int) -> list[tuple[Any, UsageRecord]]:
-        return await asyncio.to_thread(self._read, limit)
+    async def batches(self, size: int, deadline: float | None = None) -> AsyncIterator[Batch]:
+        """The records present at one listing of the folder, `size` at a time (later ones wait
+        for the next drain)."""
+        puts = self._puts
+        paths = await asyncio.to_thread(self._list)
+        for start in range(0, len(paths), size):
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            batch = await asyncio.to_thread(self._read, paths[start : start + size])
+            if batch:
+                yield batch
+        self._pending = self._puts != puts  # a record spooled during the pass waits for the next
 
-    def _read(self, limit: int) -> list[tuple[Any, UsageRecord]]:
+    def _list(self) -> list[Path]:
         if not self.folder.exists():
             return []
-        out: list[tuple[Any, UsageRecord]] = []
-        for path in sorted(self.folder.glob("*.json"))[:limit]:
+        return sorted(p for p in self.folder.iterdir() if p.suffix == ".json")
+
+    def _read(self, paths: list[Path]) -> Batch:
+        out: Batch = []
+        for path in paths:
             try:
                 out.append((path, UsageRecord.from_dict(orjson.loads(path.read_bytes()))))
+            except FileNotFoundError:
+                continue  # acknowledged by a concurrent drain
             except (OSError, orjson.JSONDecodeError, TypeError):
                 log.error("unreadable usage spool file %s kept for inspection", path.name)
                 path.rename(path.with_suffix(".bad"))
-        self._pending = bool(out)
         return out
 
     async def ack(self, handles: list[Any]) -> None:
@@ -88,26 +120,45 @@ class SqsSpool:
     def _sqs(self) -> Any:
         if self._client is None:
             import boto3
+            from botocore.config import Config
 
-            self._client = boto3.client("sqs")
+            # Bounded: a slow or unreachable SQS endpoint must not hold an answer (put) or the
+            # rollup (drain) for botocore's defaults (60 s reads, legacy retries).
+            config = Config(
+                connect_timeout=3,
+                read_timeout=SQS_LONG_POLL_S + 5,
+                retries={"total_max_attempts": 3, "mode": "standard"},
+            )
+            self._client = boto3.client("sqs", config=config)
         return self._client
 
     async def put(self, record: UsageRecord) -> None:
         body = orjson.dumps(record.to_dict()).decode()
         await asyncio.to_thread(self._sqs().send_message, QueueUrl=self.queue_url, MessageBody=body)
 
-    async def take(self, limit: int) -> list[tuple[Any, UsageRecord]]:
+    async def take(self, limit: int, wait_s: int = 0) -> Batch:
         resp = await asyncio.to_thread(
             self._sqs().receive_message,
             QueueUrl=self.queue_url,
-            MaxNumberOfMessages=min(10, limit),
-            WaitTimeSeconds=0,
+            MaxNumberOfMessages=max(1, min(10, limit)),
+            WaitTimeSeconds=wait_s,
             VisibilityTimeout=60,
         )
-        out = []
-        for m in resp.get("Messages", []):
-            out.append((m["ReceiptHandle"], UsageRecord.from_dict(orjson.loads(m["Body"]))))
-        return out
+        return [(m["ReceiptHandle"], UsageRecord.from_dict(orjson.loads(m["Body"]))) for m in resp.get("Messages", [])]
+
+    async def batches(self, size: int, deadline: float | None = None) -> AsyncIterator[Batch]:
+        """Long-polling receives until the queue was empty `SQS_EMPTY_RECEIVES` times in a row
+        (one empty receive can be a miss: SQS samples its servers) or the deadline."""
+        empty = 0
+        while empty < SQS_EMPTY_RECEIVES:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            wait = SQS_LONG_POLL_S if left is None else max(0, min(SQS_LONG_POLL_S, int(left)))
+            batch = await self.take(size, wait)
+            empty = 0 if batch else empty + 1
+            if batch:
+                yield batch
 
     async def ack(self, handles: list[Any]) -> None:
         if handles:
@@ -118,12 +169,36 @@ class SqsSpool:
         return False  # drained by the scheduled function, not by request handlers
 
 
+async def replay(db: Database, spool: Spool, *, batch: int = 100, deadline: float | None = None) -> int:
+    """Replay spooled records into PostgreSQL and charge the owed quotas; returns how many rows
+    were acknowledged. A batch is acknowledged only after its rows (and charges) committed."""
+    total = 0
+    async for items in spool.batches(batch, deadline):
+        records = [r for _, r in items]
+        due = await store.insert_replayed(db, records)
+        for r in {r.request_id: r for r in records}.values():
+            if r.charge_subject and r.request_id in due:
+                await _charge(db, r)
+        await spool.ack([h for h, _ in items])
+        total += len(items)
+    return total
+
+
+async def _charge(db: Database, r: UsageRecord) -> None:
+    """The quota charge the call missed at answer time, in the day and month of the call."""
+    tokens = (r.input_tokens or 0) + (r.output_tokens or 0)
+    if tokens > 0 or r.cost_usd:
+        at = datetime.fromisoformat(r.created_at) if r.created_at else None
+        assert r.charge_subject is not None
+        await limits_store.charge(db, subject=r.charge_subject, tokens=tokens, cost_usd=r.cost_usd, at=at)
+
+
 class _BatchRefused(Exception):
     """The database refused a multi-row insert (not: could not be reached)."""
 
 
 class UsageRecorder:
-    """Writes usage rows; on failure spools them and (locally) retries in the background."""
+    """Writes usage rows; on failure spools them and (locally) replays them in the background."""
 
     def __init__(self, settings: Settings, db: Database, spool: Spool | None = None) -> None:
         self.db = db
@@ -133,7 +208,9 @@ class UsageRecorder:
             else FileSpool(settings.home / "usage-spool")
         )
         self._drainer: asyncio.Task[None] | None = None
+        self._periodic: asyncio.Task[None] | None = None
         self.retry_interval_s = 2.0
+        self._recording: set[asyncio.Task[Any]] = set()  # calls being settled right now (shutdown waits)
         # Rows of requests that finish together share one INSERT (db.GroupCommit); alone, a row
         # is inserted at once exactly as before.
         self._writes: GroupCommit[UsageRecord] = GroupCommit(self._insert)
@@ -148,28 +225,43 @@ class UsageRecorder:
                 raise _BatchRefused from exc
             raise
 
-    async def record(self, record: UsageRecord) -> None:
-        """Never raises: the caller's answer is already paid for."""
+    async def record(self, record: UsageRecord) -> bool:
+        """True when the row is in the database, False when it was spooled (its `charge_subject`,
+        if any, is then charged on replay). Never raises: the caller's answer is already paid
+        for. Returns within about one database deadline (plus the spool write)."""
+        me = asyncio.current_task()
+        if me is not None:
+            self._recording.add(me)
         try:
             try:
-                await self._writes.submit(record)
+                await asyncio.wait_for(self._writes.submit(record), self.db.op_timeout_s)
             except _BatchRefused:
                 # The database refused a batch: insert this row alone, so one bad row cannot
                 # take the rows batched with it to the spool.
                 await store.insert(self.db, record)
+        except asyncio.CancelledError:
+            # Shutting down mid-write: the row may or may not be in; the spool makes sure.
+            await self._spool(record)
+            raise
         except Exception as exc:
             log.warning("usage insert failed (%s); spooling %s", type(exc).__name__, record.request_id)
-            try:
-                if record.created_at is None:
-                    from datetime import datetime
-
-                    record.created_at = datetime.now(UTC).isoformat()
-                await self.spool.put(record)
-            except Exception:
-                log.exception("usage spool failed too; record %s", orjson.dumps(record.to_dict()).decode())
-                return
+            await self._spool(record)
+            stored = False
+        else:
+            stored = True
+        finally:
+            self._recording.discard(me)
         if self.spool.may_have_pending():
             self._ensure_drainer()
+        return stored
+
+    async def _spool(self, record: UsageRecord) -> None:
+        try:
+            if record.created_at is None:
+                record.created_at = datetime.now(UTC).isoformat()
+            await self.spool.put(record)
+        except Exception:
+            log.exception("usage spool failed too; record %s", orjson.dumps(record.to_dict()).decode())
 
     def _ensure_drainer(self) -> None:
         if self._drainer is None or self._drainer.done():
@@ -179,21 +271,42 @@ class UsageRecorder:
         delay = self.retry_interval_s
         while self.spool.may_have_pending():
             try:
-                if await self.drain() == 0:
-                    return
+                await self.drain()
                 delay = self.retry_interval_s
             except Exception as exc:
                 log.info("usage spool replay waits for the database (%s)", type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
+    def start(self, interval_s: float) -> None:
+        """Replay the spool now and then every `interval_s` (the local server's lifespan)."""
+        if self._periodic is None or self._periodic.done():
+            self._periodic = asyncio.get_running_loop().create_task(self._replay_forever(interval_s))
+
+    async def _replay_forever(self, interval_s: float) -> None:
+        while True:
+            try:
+                if n := await self.drain():
+                    log.info("replayed %d spooled usage records", n)
+            except Exception as exc:
+                log.info("usage spool replay waits for the database (%s)", type(exc).__name__)
+            await asyncio.sleep(interval_s)
+
+    async def aclose(self, wait_s: float = 5.0) -> None:
+        """Let calls being settled finish (at most `wait_s`: their rows land or are spooled), then
+        stop the background replays (the spool keeps what they did not reach)."""
+        await asyncio.sleep(0.05)  # calls cut off by the shutdown get to start settling
+        if self._recording:
+            await asyncio.wait(set(self._recording), timeout=wait_s)
+        for task in (self._periodic, self._drainer):
+            if task is not None and not task.done():
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        self._periodic = self._drainer = None
+
     async def drain(self, batch: int = 100) -> int:
         """Replay spooled records into PostgreSQL; returns how many were written."""
-        total = 0
-        while True:
-            items = await self.spool.take(batch)
-            if not items:
-                return total
-            await store.insert_batch(self.db, [r for _, r in items])
-            await self.spool.ack([h for h, _ in items])
-            total += len(items)
+        return await replay(self.db, self.spool, batch=batch)

@@ -22,17 +22,20 @@ T = TypeVar("T")
 async def settle(svc: Services, admission: Admission | None, record: UsageRecord) -> None:
     """Write the usage row (or spool it) and charge it against the caller's and the project's quotas.
 
-    Runs before the answer's last byte, so its time is the caller's: the row and the charge are
-    independent statements and go out together (on separate connections where the pool has them).
-    Concurrent calls share one insert and one charge statement per subject (`Services.usage`,
-    `Services.charges`: group commit). Never raises: the answer is already paid for upstream; a
-    charge that fails is logged as an error.
+    Runs before the answer's last byte, so its time is the caller's. Concurrent calls share one
+    insert and one charge statement per subject (`Services.usage`, `Services.charges`: group
+    commit). Never raises: the answer is already paid for upstream; a charge that fails is logged
+    as an error.
     """
     metrics.record_call(record)
     if admission is None:
         await svc.usage.record(record)
         return
-    await asyncio.gather(svc.usage.record(record), _charge(svc, admission, record))
+    # The charge follows the row: a spooled row carries its subject and is charged when replay
+    # inserts it, so a call is charged once whichever way its row lands.
+    record.charge_subject = admission.subject.key
+    if await svc.usage.record(record):
+        await _charge(svc, admission, record)
 
 
 async def _charge(svc: Services, admission: Admission, record: UsageRecord) -> None:

@@ -27,6 +27,9 @@ class UsageRecord:
     key_source: str | None = None
     latency_ms: int | None = None
     created_at: str | None = None  # ISO time of the call; set when the record is spooled
+    # Not a column: the caller's quota subject (flows/metering.settle). A spooled record that has
+    # one owes its quota charge, which replay counts (usage_spool.replay).
+    charge_subject: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +89,36 @@ async def insert_batch(db: Database, records: list[UsageRecord]) -> None:
         await insert(db, records[0])
         return
     await db.execute(_INSERT_BATCH, [[getattr(r, c) for r in records] for c in _COLUMNS])
+
+
+# Replay of spooled records: a row that is new, or that exists (it landed late) but whose owed
+# charge was not replayed yet, is returned and marked, so the caller charges it exactly once.
+_REPLAY_BATCH = """INSERT INTO {s}.usage
+    (request_id, config_id, model_id, kind, input_tokens, output_tokens, image_count, image_resolution,
+     user_id, cost_usd, key_source, latency_ms, created_at, charge_replayed)
+    SELECT r.request_id, r.config_id, r.model_id, r.kind, NULLIF(r.input_tokens, 0), NULLIF(r.output_tokens, 0),
+           NULLIF(r.image_count, 0), r.image_resolution, r.user_id, r.cost_usd, r.key_source, r.latency_ms,
+           COALESCE(r.created_at, now()), r.owed
+      FROM unnest(%s::text[], %s::uuid[], %s::text[], %s::text[], %s::integer[], %s::integer[], %s::integer[],
+                  %s::text[], %s::text[], %s::numeric[], %s::text[], %s::integer[], %s::timestamptz[],
+                  %s::boolean[])
+           AS r (request_id, config_id, model_id, kind, input_tokens, output_tokens, image_count,
+                 image_resolution, user_id, cost_usd, key_source, latency_ms, created_at, owed)
+    ON CONFLICT (request_id) DO UPDATE SET charge_replayed = true
+     WHERE EXCLUDED.charge_replayed AND NOT {s}.usage.charge_replayed
+    RETURNING request_id"""
+
+
+async def insert_replayed(db: Database, records: list[UsageRecord]) -> set[str]:
+    """Insert spooled records; returns the request ids whose owed charge (`charge_subject`) is
+    now due: rows inserted now, and rows that landed late and were not charged by a replay yet."""
+    unique = list({r.request_id: r for r in records}.values())  # one statement may touch a row once
+    if not unique:
+        return set()
+    params = [[getattr(r, c) for r in unique] for c in _COLUMNS]
+    params.append([r.charge_subject is not None for r in unique])
+    rows = await db.fetch(_REPLAY_BATCH, params)
+    return {str(r["request_id"]) for r in rows}
 
 
 _FILTER = """WHERE (%(start)s::timestamptz IS NULL OR u.created_at >= %(start)s)
