@@ -86,7 +86,7 @@ def test_answers_during_a_hang_are_bounded_and_all_counted_after_restart(
             tokens = sum(t for t, _ in rows())
             counted = conn.execute(
                 "SELECT coalesce(sum(tokens), 0) FROM ai.quota_counters"
-                " WHERE scope = 'user' AND subject = 'durable-user' AND period = 'month'"
+                " WHERE scope = 'user' AND subject LIKE 'user:%%' AND period = 'month'"
             ).fetchone()
             assert counted is not None and int(counted[0]) == tokens, "replayed calls are charged, once"
     finally:
