@@ -127,6 +127,7 @@ ALL_VIEWER_EXCEPT_HOST = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 FRONT_DOOR_ROUTES = {
     "/api/ai/chat/*": "ChatFunction",
     "/api/ai/v1/chat/*": "ChatFunction",
+    "/api/ai/v1/responses*": "ChatFunction",
     "/api/ai/image/*": "ImagesFunction",
     "/api/ai/embeddings*": "EmbeddingsFunction",
     "/api/ai/v1/embeddings*": "EmbeddingsFunction",

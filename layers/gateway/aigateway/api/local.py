@@ -13,6 +13,7 @@ from . import (
     openai_chat,
     openai_embeddings,
     openai_models,
+    openai_responses,
     usage,
 )
 from .app import GatewayApp, build_app
@@ -24,6 +25,7 @@ def local_app(services: Services) -> GatewayApp:
         images.router,
         embeddings.router,
         openai_chat.router,
+        openai_responses.router,
         openai_embeddings.router,
         openai_models.router,
     ]
