@@ -36,9 +36,9 @@ from .responses import KEEPALIVE, answer_response, stream_response
 from .responses_shapes import (
     ResponseHead,
     ResponsesRequest,
-    annotations,
     function_call_item,
     message_item,
+    output_annotations,
     response_body,
     to_native,
 )
@@ -182,7 +182,7 @@ async def response_events(stream: ChatStream, head: ResponseHead) -> AsyncIterat
     if not events.items:  # nothing generated: still one (empty) message, as the plain answer has
         for frame in events.open_text():
             yield frame
-    frames, output = events.close(annotations(state.annotations))
+    frames, output = events.close(output_annotations(state.annotations))
     for frame in frames:
         yield frame
     state.done = True

@@ -331,7 +331,7 @@ def responses_usage(usage: Usage | None) -> dict[str, Any]:
     }
 
 
-def annotations(chat_annotations: list[Any]) -> list[dict[str, Any]]:
+def output_annotations(chat_annotations: list[Any]) -> list[dict[str, Any]]:
     """OpenRouter's `url_citation` annotations in the Responses shape (flat); others are dropped."""
     out = []
     for note in chat_annotations:
@@ -363,7 +363,9 @@ def message_item(item_id: str, text: str, notes: list[dict[str, Any]], refusal: 
     return {"type": "message", "id": item_id, "status": "completed", "role": "assistant", "content": content}
 
 
-def function_call_item(item_id: str, call_id: str, name: str, arguments: str, status: str = "completed") -> dict[str, Any]:
+def function_call_item(
+    item_id: str, call_id: str, name: str, arguments: str, status: str = "completed"
+) -> dict[str, Any]:
     return {
         "type": "function_call",
         "id": item_id,
@@ -445,7 +447,11 @@ def response_body(answer: Answer[dict[str, Any]], head: ResponseHead) -> dict[st
     output: list[dict[str, Any]] = []
     text = message.get("content") or ""
     if text or message.get("refusal"):
-        output.append(message_item(head.message_id(), text, annotations(message.get("annotations") or []), message.get("refusal")))
+        output.append(
+            message_item(
+                head.message_id(), text, output_annotations(message.get("annotations") or []), message.get("refusal")
+            )
+        )
     for i, call in enumerate(message.get("tool_calls") or ()):
         fn = call["function"]
         output.append(function_call_item(head.call_id(i), call["id"], fn["name"], fn["arguments"]))
