@@ -1,320 +1,37 @@
-"""`POST /api/ai/v1/responses` as the OpenAI SDKs send it: the request, its chat translation, the answer.
+"""The Responses API's shapes for `/api/ai/v1/responses`: the `response` object and its stream events.
 
-The Responses API is served as a translation onto the chat flow, so auth, gating, the admin's
-system prompt, content policy, limits and usage are the chat ones, counted the same way:
+A finished chat completion becomes a `response` whose output items are the assistant message
+(when it has text) and then one `function_call` item per tool call; its usage is the chat usage
+in the Responses words. Nothing is stored, so every answer says `"store": false`.
 
-* `input` (a string, or message / `function_call` / `function_call_output` items) becomes chat
-  messages; `instructions` a system message placed first among the caller's (the admin's system
-  prompt still precedes it); `max_output_tokens` → `maxTokens`; function `tools`, `tool_choice`,
-  `parallel_tool_calls`, `temperature`, `top_p` → the chat fields; `text.format` → the upstream's
-  `response_format`; `reasoning.effort` and `user` / `safety_identifier` pass through.
-* Nothing is kept after the answer: `store: true`, `previous_response_id`, `conversation`,
-  `item_reference` input items, `background` and stored `prompt` templates need responses held
-  server-side and are refused with a 400 naming the field. Every answer says `"store": false`;
-  callers carry the conversation in `input`, as the Agents SDK does by default.
-* The answer is a `response` object whose output items (one assistant message, then one
-  `function_call` item per tool call) and usage come from the chat completion.
+A stream is OpenAI's typed events, each `event: <type>` + `data: {"type", "sequence_number", ...}`:
+`response.created`, `response.in_progress`, then for each output item as it starts
+`response.output_item.added` (+ `response.content_part.added` for the message) and its deltas
+(`response.output_text.delta`, `response.function_call_arguments.delta`), relayed as each upstream
+chunk arrives; at the end each item's closing events in output order (`response.output_text.done`
+and `response.content_part.done`, or `response.function_call_arguments.done`; then
+`response.output_item.done`), and last `response.completed` (`response.incomplete` when
+`max_output_tokens` cut the answer) carrying the usage. A failure after the stream started is one
+`error` event, which the OpenAI SDKs raise on, and nothing after it.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag
+import orjson
 
-from ..errors import invalid_input
+from ..errors import AI_UPSTREAM_UNAVAILABLE, GatewayError
+from ..flows.chat import ChatStream
 from ..flows.common import Answer
-from ..schemas import (
-    ChatRequest,
-    ContentPart,
-    FileData,
-    FilePart,
-    FunctionCall,
-    FunctionDef,
-    ImagePart,
-    ImageUrl,
-    Message,
-    ModelId,
-    TextPart,
-    Tool,
-    ToolCall,
-    ToolChoiceFunction,
-    ToolChoiceNamed,
-)
 from ..usage import Usage
+from .failures import error_body
 from .openai_shapes import chat_body
-
-
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-# -- the request ---------------------------------------------------------------------------------
-
-
-class InputText(_Lenient):
-    """Text in a message: `input_text` from callers, `output_text` in assistant turns they replay."""
-
-    type: Literal["input_text", "output_text"]
-    text: str
-
-
-class InputImage(_Lenient):
-    type: Literal["input_image"]
-    image_url: str | None = None
-    file_id: str | None = None
-    detail: Literal["auto", "low", "high", "original"] | None = None
-
-
-class InputFile(_Lenient):
-    type: Literal["input_file"]
-    filename: str | None = None
-    file_data: str | None = None
-    file_url: str | None = None
-    file_id: str | None = None
-
-
-class Refusal(_Lenient):
-    type: Literal["refusal"]
-    refusal: str
-
-
-InputPart = Annotated[InputText | InputImage | InputFile | Refusal, Field(discriminator="type")]
-
-
-class MessageItem(_Lenient):
-    type: Literal["message"] = "message"
-    role: Literal["user", "assistant", "system", "developer"]
-    content: str | list[InputPart]
-
-
-class FunctionCallItem(_Lenient):
-    type: Literal["function_call"]
-    call_id: Annotated[str, StringConstraints(min_length=1)]
-    name: str
-    arguments: str = ""
-
-
-class FunctionCallOutputItem(_Lenient):
-    type: Literal["function_call_output"]
-    call_id: Annotated[str, StringConstraints(min_length=1)]
-    output: str | list[InputPart]
-
-
-class ReasoningItem(_Lenient):
-    """A reasoning item a client replays from an earlier answer: not sent upstream again."""
-
-    type: Literal["reasoning"]
-
-
-class ItemReference(_Lenient):
-    """A pointer to a stored item: refused, nothing is stored (see the module docstring)."""
-
-    type: Literal["item_reference"]
-    id: str | None = None
-
-
-def _item_type(value: Any) -> str:
-    """Input items name their `type`, except the short message form (`{role, content}`)."""
-    kind = value.get("type", "message") if isinstance(value, dict) else getattr(value, "type", "message")
-    return str(kind)
-
-
-InputItem = Annotated[
-    Annotated[MessageItem, Tag("message")]
-    | Annotated[FunctionCallItem, Tag("function_call")]
-    | Annotated[FunctionCallOutputItem, Tag("function_call_output")]
-    | Annotated[ReasoningItem, Tag("reasoning")]
-    | Annotated[ItemReference, Tag("item_reference")],
-    Discriminator(_item_type),
-]
-
-
-class FunctionTool(_Lenient):
-    type: Literal["function"]
-    name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    description: str | None = None
-    parameters: dict[str, Any] | None = None
-    strict: bool | None = None
-
-
-class NamedFunction(_Lenient):
-    type: Literal["function"]
-    name: str
-
-
-class TextFormat(_Lenient):
-    type: Literal["text", "json_object", "json_schema"]
-    name: str | None = None
-    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
-    description: str | None = None
-    strict: bool | None = None
-
-
-class TextConfig(_Lenient):
-    format: TextFormat | None = None
-
-
-class ReasoningConfig(_Lenient):
-    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
-    summary: str | None = None
-
-
-class ResponsesRequest(_Lenient):
-    """`POST /api/ai/v1/responses` (unknown keys dropped; `include`, `truncation`, ... have no effect)."""
-
-    model: ModelId
-    input: str | list[InputItem]
-    instructions: str | None = None
-    max_output_tokens: int | None = Field(default=None, gt=0)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
-    stream: bool | None = False
-    tools: list[FunctionTool] | None = Field(default=None, max_length=128)
-    tool_choice: Literal["auto", "none", "required"] | NamedFunction | None = None
-    parallel_tool_calls: bool | None = None
-    text: TextConfig | None = None
-    reasoning: ReasoningConfig | None = None
-    user: Annotated[str, StringConstraints(max_length=256)] | None = None
-    safety_identifier: Annotated[str, StringConstraints(max_length=256)] | None = None
-    metadata: dict[str, str] | None = None
-    # Accepted only when they ask for nothing to be kept (see the module docstring).
-    store: bool | None = None
-    background: bool | None = None
-    previous_response_id: str | None = None
-    conversation: str | dict[str, Any] | None = None
-    prompt: dict[str, Any] | None = None
-
-
-def _refuse_state(req: ResponsesRequest) -> None:
-    why = "This gateway keeps no responses: send the whole conversation in `input` and leave it out."
-    if req.store:
-        raise invalid_input("Validation error: store: responses are not stored; send store: false or leave it out", why)
-    if req.previous_response_id is not None:
-        raise invalid_input("Validation error: previous_response_id: responses are not stored", why)
-    if req.conversation is not None:
-        raise invalid_input("Validation error: conversation: conversations are not stored", why)
-    if req.background:
-        raise invalid_input("Validation error: background: background responses are not supported", why)
-    if req.prompt is not None:
-        raise invalid_input("Validation error: prompt: stored prompt templates are not supported", why)
-
-
-def _text_of(parts: str | list[InputPart]) -> str:
-    if isinstance(parts, str):
-        return parts
-    return "".join(p.text if isinstance(p, InputText) else p.refusal if isinstance(p, Refusal) else "" for p in parts)
-
-
-def _user_parts(parts: list[InputPart], where: str) -> list[ContentPart]:
-    out: list[ContentPart] = []
-    for j, p in enumerate(parts):
-        if isinstance(p, InputText):
-            out.append(TextPart(type="text", text=p.text))
-        elif isinstance(p, Refusal):
-            out.append(TextPart(type="text", text=p.refusal))
-        elif isinstance(p, InputImage):
-            if not p.image_url:
-                raise invalid_input(f"Validation error: {where}.{j}.image_url: required (file ids are not supported)")
-            out.append(ImagePart(type="image_url", image_url=ImageUrl(url=p.image_url, detail=p.detail)))
-        else:
-            data = p.file_data or p.file_url
-            if not data:
-                raise invalid_input(f"Validation error: {where}.{j}.file_data: required (file ids are not supported)")
-            out.append(FilePart(type="file", file=FileData(filename=p.filename, file_data=data)))
-    return out
-
-
-def _message(item: MessageItem, where: str) -> Message:
-    if item.role == "user" and isinstance(item.content, list):
-        return Message(role="user", content=_user_parts(item.content, where + ".content"))
-    role: Literal["user", "assistant", "system"] = "system" if item.role == "developer" else item.role
-    return Message(role=role, content=_text_of(item.content))
-
-
-def to_messages(req: ResponsesRequest) -> list[Message]:
-    """`instructions` then `input`, as chat messages. Consecutive `function_call` items join the
-    assistant message before them: one assistant turn holding its text and its tool calls."""
-    out = [Message(role="system", content=req.instructions)] if req.instructions else []
-    if isinstance(req.input, str):
-        return [*out, Message(role="user", content=req.input)]
-    for i, item in enumerate(req.input):
-        where = f"input.{i}"
-        if isinstance(item, MessageItem):
-            out.append(_message(item, where))
-        elif isinstance(item, FunctionCallItem):
-            call = ToolCall(id=item.call_id, function=FunctionCall(name=item.name, arguments=item.arguments))
-            last = out[-1] if out else None
-            if last is not None and last.role == "assistant":
-                last.tool_calls = [*(last.tool_calls or []), call]
-            else:
-                out.append(Message(role="assistant", content=None, tool_calls=[call]))
-        elif isinstance(item, FunctionCallOutputItem):
-            out.append(Message(role="tool", tool_call_id=item.call_id, content=_text_of(item.output)))
-        elif isinstance(item, ItemReference):
-            raise invalid_input(
-                f"Validation error: {where}: item_reference: items are not stored; send the item itself",
-                "Send earlier output items in full (with the Vercel AI SDK: providerOptions.openai.store = false).",
-            )
-    if not out:
-        raise invalid_input("Validation error: input: at least one message is required")
-    return out
-
-
-def _response_format(fmt: TextFormat) -> dict[str, Any] | None:
-    if fmt.type == "text":
-        return None
-    if fmt.type == "json_object":
-        return {"type": "json_object"}
-    if fmt.schema_ is None:
-        raise invalid_input("Validation error: text.format.schema: required for json_schema")
-    schema: dict[str, Any] = {"name": fmt.name or "response", "schema": fmt.schema_}
-    if fmt.strict is not None:
-        schema["strict"] = fmt.strict
-    if fmt.description:
-        schema["description"] = fmt.description
-    return {"type": "json_schema", "json_schema": schema}
-
-
-def to_native(req: ResponsesRequest) -> tuple[ChatRequest, dict[str, Any]]:
-    """The chat request the chat flow runs, and the upstream fields passed through as given."""
-    _refuse_state(req)
-    tools = [
-        Tool(
-            type="function",
-            function=FunctionDef(name=t.name, description=t.description, parameters=t.parameters, strict=t.strict),
-        )
-        for t in req.tools or ()
-    ]
-    choice = req.tool_choice
-    native = ChatRequest(
-        model=req.model,
-        messages=to_messages(req),
-        temperature=req.temperature,
-        maxTokens=req.max_output_tokens,
-        topP=req.top_p,
-        stream=bool(req.stream),
-        tools=tools or None,
-        toolChoice=(
-            ToolChoiceNamed(type="function", function=ToolChoiceFunction(name=choice.name))
-            if isinstance(choice, NamedFunction)
-            else choice
-        ),
-        parallelToolCalls=req.parallel_tool_calls,
-    )
-    extra: dict[str, Any] = {}
-    if req.text and req.text.format and (fmt := _response_format(req.text.format)):
-        extra["response_format"] = fmt
-    if req.reasoning and req.reasoning.effort:
-        extra["reasoning"] = {"effort": req.reasoning.effort}
-    if req.user or req.safety_identifier:
-        extra["user"] = req.user or req.safety_identifier
-    return native, extra
-
-
-# -- the answer ----------------------------------------------------------------------------------
+from .responses import KEEPALIVE
+from .responses_requests import NamedFunction, ResponsesRequest
 
 
 def responses_usage(usage: Usage | None) -> dict[str, Any]:
@@ -464,3 +181,143 @@ def response_body(answer: Answer[dict[str, Any]], head: ResponseHead) -> dict[st
         usage=Usage.read(answer.result.get("usage")),
         finish_reason=choice.get("finish_reason"),
     )
+
+
+@dataclass
+class _Text:
+    """The assistant message being streamed (output item `index`)."""
+
+    index: int
+    id: str
+    text: str = ""
+
+
+@dataclass
+class _Call:
+    """One function call being streamed (output item `index`)."""
+
+    index: int
+    id: str
+    call_id: str
+    name: str
+    arguments: str = ""
+
+
+@dataclass
+class _Events:
+    """Numbers the events of one stream and keeps its output items in the order they started."""
+
+    head: ResponseHead
+    seq: int = 0
+    text: _Text | None = None
+    calls: dict[int, _Call] = field(default_factory=dict)  # by the upstream's tool-call index
+    items: list[_Text | _Call] = field(default_factory=list)
+
+    def event(self, kind: str, **fields: Any) -> bytes:
+        payload = {"type": kind, "sequence_number": self.seq, **fields}
+        self.seq += 1
+        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+    def open_text(self) -> list[bytes]:
+        if self.text is not None:
+            return []
+        self.text = _Text(len(self.items), self.head.message_id())
+        self.items.append(self.text)
+        item = {"type": "message", "id": self.text.id, "status": "in_progress", "role": "assistant", "content": []}
+        part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        return [
+            self.event("response.output_item.added", output_index=self.text.index, item=item),
+            self._text_event(self.text, "response.content_part.added", part=part),
+        ]
+
+    def on_text(self, delta: str) -> list[bytes]:
+        out = self.open_text()
+        assert self.text is not None
+        self.text.text += delta
+        out.append(self._text_event(self.text, "response.output_text.delta", delta=delta, logprobs=[]))
+        return out
+
+    def on_call(self, fragment: dict[str, Any]) -> list[bytes]:
+        """One upstream tool-call fragment: its item opened on first sight, then its argument delta."""
+        index = fragment.get("index")
+        key = index if isinstance(index, int) else max(self.calls, default=0)
+        fn = fragment.get("function") or {}
+        out = []
+        call = self.calls.get(key)
+        if call is None:
+            call_id = fragment.get("id") or f"call_{key}"
+            call = _Call(len(self.items), self.head.call_id(key), call_id, fn.get("name") or "")
+            self.calls[key] = call
+            self.items.append(call)
+            item = function_call_item(call.id, call.call_id, call.name, "", "in_progress")
+            out.append(self.event("response.output_item.added", output_index=call.index, item=item))
+        delta = fn.get("arguments")
+        if isinstance(delta, str) and delta:
+            call.arguments += delta
+            fields = {"item_id": call.id, "output_index": call.index, "delta": delta}
+            out.append(self.event("response.function_call_arguments.delta", **fields))
+        return out
+
+    def _text_event(self, item: _Text, kind: str, **fields: Any) -> bytes:
+        return self.event(kind, item_id=item.id, output_index=item.index, content_index=0, **fields)
+
+    def close(self, notes: list[dict[str, Any]]) -> tuple[list[bytes], list[dict[str, Any]]]:
+        """Each item's closing events in output order, and the finished items for the final response."""
+        frames: list[bytes] = []
+        output: list[dict[str, Any]] = []
+        for entry in self.items:
+            if isinstance(entry, _Text):
+                item = message_item(entry.id, entry.text, notes)
+                frames.append(self._text_event(entry, "response.output_text.done", text=entry.text, logprobs=[]))
+                frames.append(self._text_event(entry, "response.content_part.done", part=item["content"][0]))
+            else:
+                item = function_call_item(entry.id, entry.call_id, entry.name, entry.arguments)
+                fields = {"item_id": entry.id, "output_index": entry.index, "name": entry.name}
+                frames.append(self.event("response.function_call_arguments.done", arguments=entry.arguments, **fields))
+            frames.append(self.event("response.output_item.done", output_index=entry.index, item=item))
+            output.append(item)
+        return frames, output
+
+
+async def response_events(stream: ChatStream, head: ResponseHead) -> AsyncIterator[bytes]:
+    """Upstream chunks → Responses events, relayed as each chunk arrives; settled before the last."""
+    events = _Events(head)
+    state = stream.state
+    yield events.event("response.created", response=head.body(status="in_progress", output=[]))
+    yield events.event("response.in_progress", response=head.body(status="in_progress", output=[]))
+    async for chunk in stream.chunks():
+        if chunk is None:
+            yield KEEPALIVE
+            continue
+        for delta in state.absorb(chunk):
+            for frame in events.on_text(delta):
+                yield frame
+        for choice in chunk.get("choices") or ():
+            fragments = (choice.get("delta") or {}).get("tool_calls") if isinstance(choice, dict) else None
+            for fragment in fragments or ():
+                if isinstance(fragment, dict):
+                    for frame in events.on_call(fragment):
+                        yield frame
+    if state.error is not None:
+        await stream.finish()
+        failure = GatewayError(AI_UPSTREAM_UNAVAILABLE, 502, f"Failed to stream response: {state.error}")
+        err = error_body(failure, "openai")["error"]
+        yield events.event("error", code=err["code"], message=err["message"], param=None, error=err)
+        return
+    if not events.items:  # nothing generated: still one (empty) message, as the plain answer has
+        for frame in events.open_text():
+            yield frame
+    frames, output = events.close(output_annotations(state.annotations))
+    for frame in frames:
+        yield frame
+    state.done = True
+    await stream.finish()  # counted before the caller sees the end
+    final = head.body(
+        status="completed",
+        output=output,
+        model=state.served_model or stream.model,
+        usage=state.usage,
+        finish_reason=state.finish_reason,
+    )
+    kind = "response.completed" if final["status"] == "completed" else "response.incomplete"
+    yield events.event(kind, response=final)
