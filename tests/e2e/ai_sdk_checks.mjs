@@ -119,6 +119,20 @@ await check('structured_output', async () => {
   return { output: res.output };
 });
 
+// A second turn that replays the first answer. By default the SDK assumes the server stored it and
+// sends an `item_reference` to the earlier message (refused: nothing is stored); with
+// providerOptions.openai.store = false it sends the message itself.
+async function secondTurn(providerOptions) {
+  const prompt = [{ role: 'user', content: 'Hello there' }];
+  const first = await generateText({ model: openai(CHAT), messages: prompt, providerOptions, maxRetries: 0 });
+  const messages = [...prompt, ...first.response.messages, { role: 'user', content: 'And once more' }];
+  const second = await generateText({ model: openai(CHAT), messages, providerOptions, maxRetries: 0 });
+  return { first: first.text, text: second.text };
+}
+
+await check('second_turn_default', () => secondTurn(undefined));
+await check('second_turn_store_false', () => secondTurn({ openai: { store: false } }));
+
 await check('not_enabled', () => generateText({ model: openai(DISABLED), prompt: 'Hi', maxRetries: 0 }));
 
 process.stdout.write(JSON.stringify(results));

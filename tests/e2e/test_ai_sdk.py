@@ -67,7 +67,7 @@ def _run(make_gateway: MakeGateway, sql: SQL, simulator: ServerThread) -> dict[s
         pytest.fail(f"ai_sdk_checks.mjs failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     results: dict[str, Any] = json.loads(proc.stdout)
     results["_upstream"] = [e["body"] for e in sim_chats(simulator.url)]
-    results["_usage"] = wait_usage(sql, 7)
+    results["_usage"] = wait_usage(sql, 10)
     return results
 
 
@@ -80,6 +80,12 @@ def r(make_gateway: MakeGateway, sql: SQL, simulator: ServerThread) -> dict[str,
     if "results" not in _CACHE:
         _CACHE["results"] = _run(make_gateway, sql, simulator)
     return _CACHE["results"]
+
+
+def _text(message: dict[str, Any]) -> str:
+    """A chat message's text (the SDK sends user turns as parts)."""
+    content = message["content"]
+    return content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
 
 
 def ok(r: dict[str, Any], name: str) -> dict[str, Any]:
@@ -121,6 +127,19 @@ def test_stream_text_with_a_tool_round_trip(r: dict[str, Any]) -> None:
 
 def test_structured_output(r: dict[str, Any]) -> None:
     assert ok(r, "structured_output")["output"] == {"city": "Paris", "temperature_c": 1}
+
+
+def test_second_turn_needs_store_false(r: dict[str, Any]) -> None:
+    """The SDK's default refers to the earlier answer by id (nothing is stored: a 400 saying what to do);
+    with `store: false` it replays the answer and the conversation goes upstream whole."""
+    err = r["second_turn_default"]
+    assert err.get("threw") and err["statusCode"] == 400
+    assert "item_reference" in err["message"] and "store" in json.loads(err["responseBody"])["nextActions"]
+    res = ok(r, "second_turn_store_false")
+    assert "And once more" in res["text"]
+    [upstream] = [b for b in r["_upstream"] if _text(b["messages"][-1]) == "And once more"]
+    assert [m["role"] for m in upstream["messages"]] == ["system", "user", "assistant", "user"]
+    assert _text(upstream["messages"][2]) == res["first"]
 
 
 def test_error_in_openai_shape(r: dict[str, Any]) -> None:
