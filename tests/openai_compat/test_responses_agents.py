@@ -11,6 +11,7 @@ import agents
 import pytest
 from agents import Agent, OpenAIProvider, OpenAIResponsesModel, RunConfig, Runner, function_tool
 from openai import AsyncOpenAI
+from pydantic import BaseModel
 
 from tests.support import SQL, Gateway, ServerThread, sim_chats, wait_usage
 
@@ -65,3 +66,18 @@ async def test_agent_streamed_runs_a_function_tool(gateway: Gateway, simulator: 
     assert "raw_response_event" in kinds and "run_item_stream_event" in kinds
     assert "tool result" in run.final_output
     _check_round_trip(simulator, sql)
+
+
+class Forecast(BaseModel):
+    city: str
+    temperature_c: int
+
+
+@pytest.mark.asyncio
+async def test_agent_structured_output(gateway: Gateway, simulator: ServerThread) -> None:
+    gateway.enable(MODEL)
+    typed = Agent(name="forecaster", instructions="Answer as JSON.", output_type=Forecast, model=MODEL)
+    result = await Runner.run(typed, "Forecast for Paris", run_config=run_config(gateway))
+    assert result.final_output == Forecast(city="Paris", temperature_c=1)
+    fmt = sim_chats(simulator.url)[-1]["body"]["response_format"]
+    assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
