@@ -302,21 +302,18 @@ def test_failure_mid_stream_raises_in_the_sdk(gateway: Gateway, sql: SQL) -> Non
 def test_input_items_become_chat_messages(gateway: Gateway, simulator: ServerThread) -> None:
     gateway.enable(MODEL)
     image = "data:image/png;base64,iVBORw0KGgo="
-    res = client(gateway).responses.create(
-        model=MODEL,
-        input=[
-            {"role": "developer", "content": "Rules."},
-            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Earlier answer."}]},
-            {
-                "role": "user",
-                "content": [
-                    {"type": "input_text", "text": "What is this?"},
-                    {"type": "input_image", "image_url": image, "detail": "low"},
-                ],
-            },
-        ],
-        metadata={"ticket": "42"},
-    )
+    items: Any = [
+        {"role": "developer", "content": "Rules."},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Earlier answer."}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "input_text", "text": "What is this?"},
+                {"type": "input_image", "image_url": image, "detail": "low"},
+            ],
+        },
+    ]
+    res = client(gateway).responses.create(model=MODEL, input=items, metadata={"ticket": "42"})
     assert res.metadata == {"ticket": "42"} and "I saw 1 image." in res.output_text
     assert sim_chats(simulator.url)[-1]["body"]["messages"] == [
         {"role": "system", "content": "Rules."},
