@@ -181,8 +181,11 @@ def test_credits_of_the_active_key(make_gw: Callable[..., Gw], sim: Sim) -> None
 
 
 def test_kms_deployment_round_trip(make_gw: Callable[..., Gw], kms_key_id: str, sim: Sim, sql: SQL) -> None:
-    """On a KMS deployment the key is stored as a KMS ciphertext and decrypted for upstream calls."""
-    gw = make_gw(kms_key_id=kms_key_id, master_key=None, on_aws=True)
+    """On a KMS deployment the key is stored as a KMS ciphertext and decrypted for upstream calls.
+
+    Through boto3 (moto in this process); on Lambda the same calls are signed by aigateway.aws,
+    which tests/lambda_runtime exercises against moto's server."""
+    gw = make_gw(kms_key_id=kms_key_id, master_key=None)
     assert set_key(gw, KEY).status_code == 200
     [row] = sql("SELECT wrapper, value_ciphertext FROM {s}.secrets")
     assert row["wrapper"] == "kms" and KEY.encode() not in bytes(row["value_ciphertext"])

@@ -196,7 +196,7 @@ def test_tool_round_trip_messages_forwarded(gateway: Gateway, simulator: ServerT
 
 
 def test_web_search_annotations(gateway: Gateway, simulator: ServerThread) -> None:
-    gateway.enable(MODEL)
+    gateway.enable(MODEL, requestPolicy={"webSearch": {"engines": ["exa"]}})
     r = gateway.client.post(
         "/api/ai/chat/completion",
         json={
@@ -231,7 +231,7 @@ def test_web_search_annotations_streamed(gateway: Gateway) -> None:
 
 
 def test_pdf_plugin_and_vision_input(gateway: Gateway, simulator: ServerThread) -> None:
-    gateway.enable(MODEL)
+    gateway.enable(MODEL, requestPolicy={"pdfEngines": ["pdf-text", "mistral-ocr"]})
     pdf = "data:application/pdf;base64,JVBERi0xLjQK"
     content = [
         {"type": "text", "text": "Summarise the report and describe the picture"},

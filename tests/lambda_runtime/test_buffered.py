@@ -177,3 +177,27 @@ def test_the_scheduled_rollup_and_the_migrations(start_function: StartBuffered) 
     migrate = start_function("MigrateFunction")
     inv = migrate.invoke({})
     assert inv.error is None and json.loads(inv.payload or b"{}") == {"applied": []}, migrate.process.log()
+
+
+def test_a_byok_key_set_by_one_function_is_used_by_another(
+    configured: BufferedEnvironment, start_function: StartBuffered, simulator: ServerThread, keys: Keys, sql: SQL
+) -> None:
+    """gateway_keys encrypts the key under the stack's KMS key (moto); embeddings decrypts it in
+    another environment and calls the upstream with it. Both KMS calls are signed by aigateway.aws."""
+    sql("DELETE FROM ai.secrets")
+    byok = "sk-or-v1-harness-byok-" + "7" * 40
+    admin = start_function("GatewayKeysFunction")
+    r = admin.request("POST", "/api/ai/gateway/config", body={"apiKey": byok}, headers=keys.admin)
+    assert r.status == 200, r.body
+    status = admin.request("GET", "/api/ai/gateway/config", headers=keys.admin).json()
+    assert byok not in json.dumps(status)
+    stored = sql("SELECT * FROM ai.secrets")
+    assert stored and byok.encode() not in json.dumps(stored, default=str).encode()
+    fn = start_function("EmbeddingsFunction")
+    r = fn.request("POST", "/api/ai/embeddings", body={"model": EMBED, "input": "byok"}, headers=keys.user)
+    assert r.status == 200, r.body
+    last = [e for e in sim_log(simulator.url) if e["path"].endswith("/embeddings")][-1]
+    assert byok in json.dumps(last), "the upstream call did not use the BYOK key"
+    row = sql("SELECT key_source FROM ai.usage WHERE request_id = %s", [r.headers["x-request-id"]])
+    assert row == [{"key_source": "byok"}]
+    sql("DELETE FROM ai.secrets")

@@ -43,7 +43,7 @@ def client(gw: Gateway, token: str | None = None, **kw: Any) -> OpenAI:
 def test_plain_chat_prepends_the_system_prompt_and_records_usage(
     gateway: Gateway, simulator: ServerThread, sql: SQL
 ) -> None:
-    config_id = gateway.enable(MODEL, systemPrompt="You are terse.")
+    config_id = gateway.enable(MODEL, systemPrompt="You are terse.", requestPolicy={"forwardUser": True})
     res = client(gateway).chat.completions.create(
         model=MODEL,
         messages=[{"role": "user", "content": "Say hi"}],

@@ -233,13 +233,20 @@ def kms_error(code: str, operation: str) -> WrapperError:
 
 
 class KmsKeyWrapper:
-    """KMS Encrypt/Decrypt under `key_id` (id, ARN or alias), the context as EncryptionContext."""
+    """KMS Encrypt/Decrypt under `key_id` (id, ARN or alias), the context as EncryptionContext.
+
+    `direct`: sign the two calls with aigateway.aws instead of boto3. On Lambda the role's
+    credentials are in the environment and boto3's import and client would cost the first BYOK
+    call of each environment ~180 ms; elsewhere boto3's credential chain (profiles, instance
+    roles) is needed, so the local server and tests use boto3.
+    """
 
     name = "kms"
 
-    def __init__(self, key_id: str, client: KMSClient | None = None) -> None:
+    def __init__(self, key_id: str, client: KMSClient | None = None, *, direct: bool = False) -> None:
         self.key_id = key_id
         self._client_obj = client
+        self._direct = direct and client is None
 
     def _client(self) -> KMSClient:
         if self._client_obj is None:
@@ -270,13 +277,35 @@ class KmsKeyWrapper:
                 "Check the function's network path to KMS (NAT or a VPC endpoint) and its AWS credentials.",
             ) from None
 
+    def _direct_call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+        from . import aws
+
+        try:
+            out: dict[str, Any] = aws.call("kms", operation, {"KeyId": self.key_id, **payload})
+        except aws.AwsError as exc:
+            log.warning("KMS %s failed: %s", operation.lower(), exc.code)
+            if exc.status is None:  # never answered: the network path, not KMS
+                raise WrapperError(
+                    "unavailable",
+                    f"Could not reach AWS KMS to {operation.lower()} the BYOK key ({exc.code}).",
+                    "Check the function's network path to KMS (NAT or a VPC endpoint) and its AWS credentials.",
+                ) from None
+            raise kms_error(exc.code, operation.lower()) from None
+        return out
+
     def wrap(self, plaintext: bytes, context: dict[str, str]) -> bytes:
+        if self._direct:
+            doc = {"Plaintext": base64.b64encode(plaintext).decode(), "EncryptionContext": context}
+            return base64.b64decode(self._direct_call("Encrypt", doc)["CiphertextBlob"])
         out = self._call(
             "encrypt", lambda c: c.encrypt(KeyId=self.key_id, Plaintext=plaintext, EncryptionContext=context)
         )
         return bytes(out["CiphertextBlob"])
 
     def unwrap(self, ciphertext: bytes, context: dict[str, str]) -> bytes:
+        if self._direct:
+            doc = {"CiphertextBlob": base64.b64encode(ciphertext).decode(), "EncryptionContext": context}
+            return base64.b64decode(self._direct_call("Decrypt", doc)["Plaintext"])
         out = self._call(
             "decrypt",
             lambda c: c.decrypt(KeyId=self.key_id, CiphertextBlob=ciphertext, EncryptionContext=context),
@@ -287,7 +316,9 @@ class KmsKeyWrapper:
 def key_wrapper_for(settings: Settings) -> KeyWrapper:
     """KMS when KMS_KEY_ID is set; on AWS without it, a configuration error; else the local key."""
     if settings.kms_key_id:
-        return KmsKeyWrapper(settings.kms_key_id)
+        from . import aws
+
+        return KmsKeyWrapper(settings.kms_key_id, direct=settings.on_aws and aws.available())
     if settings.on_aws:
         raise WrapperError(
             "configuration",

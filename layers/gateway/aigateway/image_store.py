@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode
 
 from .errors import AUTH_UNAUTHORIZED, GatewayError, not_found
+from .private_files import write_private
 from .secrets import resolve
 from .settings import Settings
 
@@ -156,11 +157,7 @@ class LocalImageStore:
         self._swept = 0.0
 
     def _write(self, name: str, data: bytes) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        final = self.folder / name
-        tmp = final.with_name(final.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(final)
+        write_private(self.folder / name, data)
         self._sweep()
 
     def _sweep(self) -> None:

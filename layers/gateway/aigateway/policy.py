@@ -15,6 +15,17 @@ following text to judge every match that starts in it, so none is missed or inve
 scan has a time budget; a request too large to check in it is refused (fail closed, never a
 bypass by padding).
 
+What is scanned: every piece of text the caller sends (caller_text.py says which and why), each
+on its own and all of them joined, after `normalize`: NFKC folds full-width and other
+compatibility letters onto the plain ones (`ｆｏｒｂｉｄｄｅｎ` is `forbidden`), and invisible
+characters (zero-width space and joiners, word joiner, BOM, soft hyphen, bidi controls,
+variation selectors, tag characters) are removed, since a model reads `for\u200bbidden` as
+`forbidden`. The admin's patterns see the folded text, so they are written in plain letters.
+
+The scan never runs on the event loop for more than a moment: past `_THREAD_ABOVE_CHARS` it runs
+in a worker thread, in slices of `CHUNK_CHARS` (`re` holds the GIL for one whole search, so a
+slice is what another request may wait for), and the budget is checked after every pattern.
+
 `moderation: true` asks OpenRouter to moderate (the flows add `upstream_plugins(policy)` to
 the upstream body); an upstream moderation refusal (403 with moderation metadata) already
 maps to 400 CONTENT_BLOCKED in openrouter.py, and `audit_upstream_block` records it.
@@ -27,6 +38,7 @@ import importlib
 import logging
 import re
 import time
+import unicodedata
 from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -47,10 +59,24 @@ MAX_PATTERNS = 50
 MAX_PATTERN_CHARS = 200
 MAX_WIDTH = 1000  # longest text one pattern may match
 MAX_REPEAT_COST = 100  # product of the repeat bounds in one pattern
-CHUNK_CHARS = 64 * 1024
+CHUNK_CHARS = 16 * 1024
 SCAN_BUDGET_S = 2.0
-_THREAD_ABOVE_CHARS = 256 * 1024
+_THREAD_ABOVE_CHARS = 16 * 1024
 _FLAGS = re.IGNORECASE
+_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e0fff]+"
+)
+
+
+def normalize(text: str) -> str:
+    """The text as the deny patterns see it: invisible characters removed, NFKC-folded."""
+    if text.isascii():
+        return text
+    text = _INVISIBLE.sub("", text)
+    if not unicodedata.is_normalized("NFKC", text):
+        text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+    return text
 
 
 class PolicyError(ValueError):
@@ -150,9 +176,23 @@ def first_match(patterns: tuple[str, ...], texts: list[str], budget_s: float = S
                 m = rx.search(text, start, endpos)
                 if m is not None and (m.start() < own_end or endpos == len(text)):
                     return i
-            if time.monotonic() > deadline:
-                raise _OverBudget
+                if time.monotonic() > deadline:
+                    raise _OverBudget
     return None
+
+
+def scan(patterns: tuple[str, ...], texts: list[str], budget_s: float = SCAN_BUDGET_S) -> int | None:
+    """`first_match` over the normalised texts, each alone and all joined (a phrase split over parts)."""
+    started = time.monotonic()
+    folded = [normalize(t) for t in texts]
+    if len(folded) > 1:
+        folded.append("".join(folded))
+    return first_match(patterns, folded, budget_s - (time.monotonic() - started))
+
+
+def scans(policy: dict[str, Any] | None) -> bool:
+    """Whether the policy has deny patterns (callers skip collecting the texts when it has none)."""
+    return bool(policy and policy.get("denyPatterns"))
 
 
 def upstream_plugins(policy: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -188,9 +228,9 @@ async def check_content(
     size = sum(len(t) for t in texts)
     try:
         if size > _THREAD_ABOVE_CHARS:
-            index = await asyncio.to_thread(first_match, patterns, texts)
+            index = await asyncio.to_thread(scan, patterns, texts)
         else:
-            index = first_match(patterns, texts)
+            index = scan(patterns, texts)
     except _OverBudget:
         raise await _block(
             svc,

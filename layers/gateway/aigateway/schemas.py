@@ -3,6 +3,12 @@
 
 Unknown keys are dropped, not rejected. Field names are the SDK's camelCase at
 the top level and OpenAI's snake_case inside messages and tools, exactly as callers send them.
+
+Every body is checked whole before its fields (`RequestBody`): the JSON parser accepts things
+the rest of the gateway cannot carry, and each used to be a 500 after a rate-limit slot was
+spent. A lone surrogate (`"\\ud800"`) cannot be encoded as UTF-8 for the upstream or the
+database; nesting deeper than `MAX_DEPTH` (tool parameters, `response_format`, tool content) is
+past what the JSON encoder writes; an integer beyond 64 bits is past what it can write at all.
 """
 
 from __future__ import annotations
@@ -10,6 +16,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
+
+MAX_DEPTH = 64
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_JSON_INT_MAX = 2**64 - 1  # the largest integer the JSON encoder writes
 
 
 def _no_nul(value: str) -> str:
@@ -25,6 +36,61 @@ ModelId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, 
 
 class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+
+class _Unsendable(Exception):
+    """A value the gateway cannot pass on; `path` is filled in on the way out of the walk."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        self.path: list[str] = []
+
+
+def _walk(value: Any, depth: int) -> None:
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _Unsendable("must not contain unpaired surrogates (\\ud800-\\udfff)") from None
+    elif isinstance(value, bool | float) or value is None:
+        return
+    elif isinstance(value, int):
+        if not INT64_MIN <= value <= _JSON_INT_MAX:
+            raise _Unsendable("integer out of range (at most 64 bits)")
+    elif isinstance(value, dict | list):
+        if depth >= MAX_DEPTH:
+            raise _Unsendable(f"nested deeper than {MAX_DEPTH} levels")
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            try:
+                if isinstance(key, str):
+                    _walk(key, depth)
+                _walk(item, depth + 1)
+            except _Unsendable as exc:
+                exc.path.append(str(key))
+                raise
+
+
+def check_sendable(data: Any) -> None:
+    """Raise a validation error naming the field when `data` holds a value that cannot be sent on."""
+    try:
+        _walk(data, 0)
+    except _Unsendable as exc:
+        where = ".".join(reversed(exc.path))
+        raise PydanticCustomError(
+            "unsendable", "{where}: {problem}", {"where": where, "problem": exc.problem}
+        ) from None
+
+
+class RequestBody(_Lenient):
+    """A whole request body: `check_sendable` runs on the raw JSON before any field is read."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sendable(cls, data: Any) -> Any:
+        check_sendable(data)
+        return data
 
 
 class TextPart(_Lenient):
@@ -135,7 +201,7 @@ class FileParser(_Lenient):
     pdf: PdfOptions | None = None
 
 
-class ChatRequest(_Lenient):
+class ChatRequest(RequestBody):
     model: ModelId
     messages: list[Message]
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -154,7 +220,7 @@ class ImageRef(_Lenient):
     url: Annotated[str, StringConstraints(min_length=1)]
 
 
-class ImageRequest(_Lenient):
+class ImageRequest(RequestBody):
     model: ModelId
     prompt: Annotated[str, StringConstraints(min_length=1)]
     images: list[ImageRef] | None = Field(default=None, max_length=8)
@@ -165,8 +231,8 @@ class ImageRequest(_Lenient):
     storage: bool | None = None
 
 
-class EmbeddingsRequest(_Lenient):
+class EmbeddingsRequest(RequestBody):
     model: ModelId
     input: str | list[str]
     encoding_format: Literal["float", "base64"] | None = None
-    dimensions: int | None = Field(default=None, ge=0)
+    dimensions: int | None = Field(default=None, ge=0, le=INT64_MAX)

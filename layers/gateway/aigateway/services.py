@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from .auth import Authenticator
+from .auth import Authenticator, TokenRules
 from .config_cache import ConfigCache
 from .db import Database
 from .secrets import conninfo, resolve
@@ -58,7 +58,7 @@ class Services:
         if not secret:
             raise RuntimeError("JWT_SECRET (or JWT_SECRET_ARN) must be set")
         admin_key = resolve(s.access_api_key, s.access_api_key_secret_arn)
-        return Authenticator(secret, admin_key, allow_anon=s.allow_anon)
+        return Authenticator(secret, admin_key, allow_anon=s.allow_anon, rules=TokenRules.from_settings(s))
 
     @cached_property
     def configs(self) -> ConfigCache:

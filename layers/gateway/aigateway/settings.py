@@ -59,6 +59,10 @@ class Settings:
     access_api_key: str | None = None
     access_api_key_secret_arn: str | None = None
     allow_anon: bool = True
+    # Optional JWT rules (auth.TokenRules): longest lifetime of non-anon tokens, required aud / iss.
+    jwt_max_lifetime_s: int | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
 
     # Upstream.
     openrouter_api_key: str | None = None
@@ -128,6 +132,9 @@ class Settings:
             access_api_key=_opt(e.get("ACCESS_API_KEY")),
             access_api_key_secret_arn=_opt(e.get("ACCESS_API_KEY_SECRET_ARN")),
             allow_anon=_bool(e.get("ALLOW_ANON"), True),
+            jwt_max_lifetime_s=_int(e.get("JWT_MAX_LIFETIME_S"), 0) or None,
+            jwt_audience=_opt(e.get("JWT_AUDIENCE")),
+            jwt_issuer=_opt(e.get("JWT_ISSUER")),
             openrouter_api_key=_opt(e.get("OPENROUTER_API_KEY")),
             openrouter_base_url=(e.get("OPENROUTER_BASE_URL") or "https://openrouter.ai/api/v1").rstrip("/"),
             openrouter_cloud_key_secret=_opt(e.get("OPENROUTER_CLOUD_KEY_SECRET")),

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from datetime import UTC
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +26,7 @@ import orjson
 
 from .db import Database, GroupCommit
 from .errors import GatewayError
+from .private_files import write_private
 from .settings import Settings
 from .store import usage as store
 from .store.usage import UsageRecord
@@ -51,11 +51,7 @@ class FileSpool:
         self._pending = True
 
     def _write(self, record: UsageRecord) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        final = self.folder / f"{record.request_id}.json"
-        tmp = final.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(record.to_dict()))
-        os.replace(tmp, final)
+        write_private(self.folder / f"{record.request_id}.json", orjson.dumps(record.to_dict()))
 
     async def take(self, limit: int) -> list[tuple[Any, UsageRecord]]:
         return await asyncio.to_thread(self._read, limit)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from ..errors import invalid_input, not_found
 from ..policy import ContentPolicy
-from ..schemas import ModelId, NoNul
+from ..request_policy import RequestPolicy, parse
+from ..schemas import ModelId, NoNul, RequestBody
 from ..store import audit
 from ..store import configs as store
 from ..store.usage import money
@@ -23,8 +24,7 @@ OutModality = Literal["text", "image", "audio", "embeddings"]
 Prompt = Annotated[str, StringConstraints(max_length=50_000), NoNul]
 
 
-class ConfigurationIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class ConfigurationIn(RequestBody):
     inputModality: list[InModality] = Field(min_length=1, max_length=5)
     outputModality: list[OutModality] = Field(min_length=1, max_length=4)
     provider: Annotated[str, StringConstraints(min_length=1, max_length=255), NoNul] = "openrouter"
@@ -32,16 +32,17 @@ class ConfigurationIn(BaseModel):
     systemPrompt: Prompt | None = None
     fallbackModels: list[ModelId] | None = Field(default=None, max_length=5)
     contentPolicy: ContentPolicy | None = None
+    requestPolicy: RequestPolicy | None = None
 
 
-class ConfigurationPatch(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class ConfigurationPatch(RequestBody):
     systemPrompt: Prompt | None = None
     fallbackModels: list[ModelId] | None = Field(default=None, max_length=5)
     contentPolicy: ContentPolicy | None = None
+    requestPolicy: RequestPolicy | None = None
 
 
-def _policy(p: ContentPolicy | None) -> dict[str, object] | None:
+def _policy(p: ContentPolicy | RequestPolicy | None) -> dict[str, object] | None:
     return p.model_dump() if p is not None else None
 
 
@@ -66,6 +67,8 @@ async def create_configuration(body: ConfigurationIn, request: Request, svc: Svc
             fallback_models=body.fallbackModels,
             content_policy=_policy(body.contentPolicy),
             set_policy="contentPolicy" in body.model_fields_set,
+            request_policy=_policy(body.requestPolicy),
+            set_request_policy="requestPolicy" in body.model_fields_set,
         )
         await audit.record(
             conn,
@@ -80,6 +83,7 @@ async def create_configuration(body: ConfigurationIn, request: Request, svc: Svc
                 "modelId": body.modelId,
                 "fallbackModels": body.fallbackModels,
                 "contentPolicy": _policy(body.contentPolicy),
+                "requestPolicy": _policy(body.requestPolicy),
             },
             ip=client_ip(request),
         )
@@ -101,6 +105,7 @@ async def list_configurations(svc: Svc, _: Admin) -> JSON:
                 "systemPrompt": r["system_prompt"],
                 "fallbackModels": r["fallback_models"],
                 "contentPolicy": r["content_policy"],
+                "requestPolicy": _policy(parse(r["request_policy"])),
                 "usageStats": {
                     "totalInputTokens": int(r["total_input_tokens"]),
                     "totalOutputTokens": int(r["total_output_tokens"]),
@@ -120,7 +125,7 @@ async def update_configuration(
     config_id: str, body: ConfigurationPatch, request: Request, svc: Svc, who: Admin
 ) -> JSON:
     fields = body.model_fields_set
-    if not fields & {"systemPrompt", "fallbackModels", "contentPolicy"}:
+    if not fields & {"systemPrompt", "fallbackModels", "contentPolicy", "requestPolicy"}:
         raise invalid_input("Validation error: systemPrompt: Required")
     changes: dict[str, object] = {}
     if "systemPrompt" in fields:
@@ -129,6 +134,8 @@ async def update_configuration(
         changes["fallback_models"] = body.fallbackModels or []
     if "contentPolicy" in fields:
         changes["content_policy"] = _policy(body.contentPolicy)
+    if "requestPolicy" in fields:
+        changes["request_policy"] = _policy(body.requestPolicy)
     if not store.is_uuid(config_id) or not await store.exists(svc.db, config_id):
         raise not_found("AI configuration not found")
     cid = config_id

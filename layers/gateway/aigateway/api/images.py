@@ -18,6 +18,7 @@ from ..image_store import local_store
 from ..schemas import ImageRequest
 from . import native_shapes as native
 from .deps import Svc, User, call_context
+from .params import LinkExpiry
 from .responses import answer_response
 
 router = APIRouter(tags=["generation"])
@@ -30,7 +31,7 @@ async def image_generation_route(body: ImageRequest, request: Request, svc: Svc,
 
 
 @router.get("/api/ai/images/files/{name}", include_in_schema=False)
-async def image_file_route(name: str, svc: Svc, expires: str | None = None, sig: str | None = None) -> Response:
+async def image_file_route(name: str, svc: Svc, expires: LinkExpiry = None, sig: str | None = None) -> Response:
     store = local_store(svc)
     if store is None:
         raise not_found("Images are served from object storage on this deployment.")

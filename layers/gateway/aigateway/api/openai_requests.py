@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from ..errors import invalid_input
-from ..schemas import ChatRequest, Message, ModelId, Tool, ToolChoiceNamed
+from ..schemas import INT64_MAX, INT64_MIN, ChatRequest, Message, ModelId, RequestBody, Tool, ToolChoiceNamed
 
 
 class _Lenient(BaseModel):
@@ -38,7 +38,7 @@ class StreamOptions(_Lenient):
     include_usage: bool | None = None
 
 
-class OpenAIChatRequest(_Lenient):
+class OpenAIChatRequest(RequestBody):
     """`POST /api/ai/v1/chat/completions` as the OpenAI SDKs send it (unknown keys dropped)."""
 
     model: ModelId
@@ -56,7 +56,7 @@ class OpenAIChatRequest(_Lenient):
     # Passed to the upstream as given.
     response_format: dict[str, Any] | None = None
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=INT64_MIN, le=INT64_MAX)
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     logit_bias: dict[str, float] | None = None
@@ -67,7 +67,7 @@ class OpenAIChatRequest(_Lenient):
     plugins: list[dict[str, Any]] | None = None
     reasoning: dict[str, Any] | None = None
     reasoning_effort: str | None = None
-    top_k: int | None = None
+    top_k: int | None = Field(default=None, ge=0, le=INT64_MAX)
     min_p: float | None = None
     top_a: float | None = None
     repetition_penalty: float | None = None

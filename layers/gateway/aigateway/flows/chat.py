@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .. import limits, policy
+from .. import request_policy as features
+from ..caller_text import chat_texts
 from ..credentials import ResolvedKey, with_key
 from ..errors import CONTENT_BLOCKED, INVALID_INPUT, TOKEN_LIMIT_EXCEEDED, GatewayError
 from ..openrouter import UpstreamStream
@@ -126,38 +128,20 @@ def check_size(svc: Services, model: str, prompt_chars: int) -> None:
 
 
 def upstream_payload(
-    settings: Settings, req: ChatRequest, model: str, messages: list[dict[str, Any]], config: Config
+    req: ChatRequest, model: str, messages: list[dict[str, Any]], config: Config, max_tokens: int
 ) -> dict[str, Any]:
-    """OpenRouter's payload: camelCase fields mapped, plugins built, usage always requested."""
+    """OpenRouter's payload: camelCase fields mapped, usage always requested (plugins: `plugins`)."""
     p: dict[str, Any] = {
         "model": model,
         "messages": messages,
         "temperature": 0.7 if req.temperature is None else req.temperature,
-        "max_tokens": req.maxTokens or min(settings.default_max_tokens, settings.max_completion_tokens),
+        "max_tokens": max_tokens,
     }
     if req.topP is not None:
         p["top_p"] = req.topP
     if req.stream:
         p["stream"] = True
         p["stream_options"] = {"include_usage": True}
-    plugins = []
-    if req.webSearch and req.webSearch.enabled:
-        web: dict[str, Any] = {"id": "web"}
-        if req.webSearch.engine:
-            web["engine"] = req.webSearch.engine
-        if req.webSearch.maxResults:
-            web["max_results"] = req.webSearch.maxResults
-        if req.webSearch.searchPrompt:
-            web["search_prompt"] = req.webSearch.searchPrompt
-        plugins.append(web)
-    if req.fileParser and req.fileParser.enabled:
-        parser: dict[str, Any] = {"id": "file-parser"}
-        if req.fileParser.pdf and req.fileParser.pdf.engine:
-            parser["pdf"] = {"engine": req.fileParser.pdf.engine}
-        plugins.append(parser)
-    plugins.extend(policy.upstream_plugins(config.content_policy))
-    if plugins:
-        p["plugins"] = plugins
     if req.tools:
         p["tools"] = [t.model_dump(exclude_none=True) for t in req.tools]
     if req.toolChoice is not None:
@@ -169,6 +153,28 @@ def upstream_payload(
     return p
 
 
+def plugins(
+    rules: features.RequestPolicy, config: Config, req: ChatRequest, extra: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Every plugin of the call, each within the configuration's request policy, then moderation."""
+    out = features.native_plugins(rules, req)
+    out.extend(features.caller_plugins(rules, extra.pop("plugins", None) or []))
+    if features.has_files(req.messages):
+        out.extend(features.implicit_file_parser(rules, out))
+    out.extend(policy.upstream_plugins(config.content_policy))
+    return out
+
+
+def allowed_extra(rules: features.RequestPolicy, extra: dict[str, Any] | None, max_tokens: int) -> dict[str, Any]:
+    """The OpenAI dialect's pass-through fields the policy lets through (`plugins` included, checked later)."""
+    out = dict(extra or {})
+    if not rules.forwardUser:
+        out.pop("user", None)
+    if isinstance(out.get("reasoning"), dict):
+        out["reasoning"] = features.clamp_reasoning(out["reasoning"], max_tokens)
+    return out
+
+
 async def prepare(
     svc: Services, ctx: CallContext, req: ChatRequest, extra: dict[str, Any] | None = None
 ) -> PreparedChat:
@@ -176,17 +182,25 @@ async def prepare(
     check_caps(svc.settings, req)
     model = model_name(req)
     config = await gate(svc, model)
+    rules = features.rules(config)
+    features.require_route(config, "chat")
+    features.check_parts(config, req.messages)
+    features.check_system_messages(rules, config, req.messages)
+    max_tokens = features.max_tokens(rules, svc.settings, req)
+    passed = allowed_extra(rules, extra, max_tokens)
+    call_plugins = plugins(rules, config, req, passed)
     messages = build_messages(config, req.messages)
     prompt_chars = _prompt_chars(messages)
     check_size(svc, model, prompt_chars)
-    texts = [content_text(m.get("content"), " ") for m in messages if m["role"] != "system"]
-    await policy.check_content(
-        svc, ctx.principal, ctx.ip, config_id=config.id, policy=config.content_policy, texts=texts
-    )
+    if policy.scans(config.content_policy):
+        await policy.check_content(
+            svc, ctx.principal, ctx.ip, config_id=config.id, policy=config.content_policy, texts=chat_texts(req, extra)
+        )
     admission = await limits.admit(svc, ctx.principal, ctx.ip, model=model, kind="chat")
-    payload = upstream_payload(svc.settings, req, model, messages, config)
-    if extra:
-        payload.update({k: v for k, v in extra.items() if k not in payload})
+    payload = upstream_payload(req, model, messages, config, max_tokens)
+    if call_plugins:
+        payload["plugins"] = call_plugins
+    payload.update({k: v for k, v in passed.items() if k not in payload})
     return PreparedChat(ctx, config, model, payload, admission, prompt_chars)
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import limits, policy
+from .. import request_policy as features
 from ..credentials import ResolvedKey, with_key
 from ..errors import CONTENT_BLOCKED, RESPONSE_TOO_LARGE, GatewayError, invalid_input
 from ..schemas import EmbeddingsRequest
@@ -127,6 +128,7 @@ async def prepare(svc: Services, ctx: CallContext, req: EmbeddingsRequest) -> Pr
     texts = check_inputs(svc.settings, req)
     check_answer_fits(svc.settings, req, len(texts))
     config = await gate(svc, req.model)
+    features.require_route(config, "embeddings")
     await policy.check_content(
         svc, ctx.principal, ctx.ip, config_id=config.id, policy=config.content_policy, texts=texts
     )

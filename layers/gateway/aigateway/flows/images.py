@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import limits, policy
+from .. import request_policy as features
 from ..credentials import ResolvedKey, with_key
 from ..errors import CONTENT_BLOCKED, SERVICE_UNAVAILABLE, GatewayError, invalid_input
 from ..image_store import decode_data_url
@@ -139,6 +140,9 @@ async def prepare(svc: Services, ctx: CallContext, req: ImageRequest) -> Prepare
     if req.size:
         aspect_ratio(req.size)  # a bad size is a 400 before anything else is spent
     config = await gate(svc, req.model)
+    features.require_route(config, "image")
+    if req.images and "image" not in config.input_modality:
+        raise features.refused("images", f"{config.model_id} does not accept image input")
     await policy.check_content(
         svc, ctx.principal, ctx.ip, config_id=config.id, policy=config.content_policy, texts=[req.prompt]
     )

@@ -1,4 +1,4 @@
-"""ai.configs: the models an admin enabled, their system prompts and fallbacks."""
+"""ai.configs: the models an admin enabled, their system prompts, fallbacks and policies."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class Config:
     system_prompt: str | None
     fallback_models: list[str]
     content_policy: dict[str, Any] | None = None  # see policy.py; None = off
+    request_policy: dict[str, Any] | None = None  # see request_policy.py; None = the defaults
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> Config:
@@ -34,6 +35,7 @@ class Config:
             system_prompt=r["system_prompt"],
             fallback_models=list(r["fallback_models"] or []),
             content_policy=r.get("content_policy"),
+            request_policy=r.get("request_policy"),
         )
 
 
@@ -69,16 +71,18 @@ async def upsert(
     fallback_models: list[str] | None,
     content_policy: dict[str, Any] | None = None,
     set_policy: bool = False,
+    request_policy: dict[str, Any] | None = None,
+    set_request_policy: bool = False,
 ) -> tuple[str, bool]:
     """Insert, or re-enable and update the row for `model_id`; keeps the old prompt if none given
-    and the old content policy unless `set_policy`."""
+    and the old content / request policy unless `set_policy` / `set_request_policy`."""
     cur = await conn.execute(
         db.q(
             """INSERT INTO {s}.configs
                    (model_id, provider, input_modality, output_modality, system_prompt, fallback_models,
-                    content_policy)
+                    content_policy, request_policy)
                VALUES (%(model_id)s, %(provider)s, %(inp)s, %(out)s, %(prompt)s,
-                       COALESCE(%(fb)s, '{}'::text[]), %(policy)s)
+                       COALESCE(%(fb)s, '{}'::text[]), %(policy)s, %(rpolicy)s)
                ON CONFLICT (model_id) DO UPDATE SET
                    provider = EXCLUDED.provider,
                    input_modality = EXCLUDED.input_modality,
@@ -87,6 +91,8 @@ async def upsert(
                    fallback_models = COALESCE(%(fb)s, {s}.configs.fallback_models),
                    content_policy = CASE WHEN %(set_policy)s THEN EXCLUDED.content_policy
                                          ELSE {s}.configs.content_policy END,
+                   request_policy = CASE WHEN %(set_rpolicy)s THEN EXCLUDED.request_policy
+                                         ELSE {s}.configs.request_policy END,
                    is_active = true,
                    updated_at = now()
                RETURNING id, (xmax = 0) AS inserted"""
@@ -100,6 +106,8 @@ async def upsert(
             "fb": fallback_models,
             "policy": Jsonb(content_policy) if content_policy is not None else None,
             "set_policy": set_policy,
+            "rpolicy": Jsonb(request_policy) if request_policy is not None else None,
+            "set_rpolicy": set_request_policy,
         },
     )
     row = await cur.fetchone()
@@ -110,7 +118,7 @@ async def upsert(
 async def list_active_with_usage(db: Database) -> list[dict[str, Any]]:
     return await db.fetch(
         """SELECT c.id, c.model_id, c.provider, c.input_modality, c.output_modality, c.system_prompt,
-                  c.fallback_models, c.content_policy, c.created_at,
+                  c.fallback_models, c.content_policy, c.request_policy, c.created_at,
                   COALESCE(SUM(u.input_tokens), 0) AS total_input_tokens,
                   COALESCE(SUM(u.output_tokens), 0) AS total_output_tokens,
                   COALESCE(SUM(COALESCE(u.input_tokens, 0) + COALESCE(u.output_tokens, 0)), 0) AS total_tokens,
@@ -127,20 +135,22 @@ async def list_active_with_usage(db: Database) -> list[dict[str, Any]]:
 async def active(db: Database) -> list[Config]:
     rows = await db.fetch(
         """SELECT id, model_id, provider, input_modality, output_modality, system_prompt, fallback_models,
-                  content_policy
+                  content_policy, request_policy
              FROM {s}.configs WHERE is_active"""
     )
     return [Config.from_row(r) for r in rows]
 
 
 async def update(conn: Conn, db: Database, config_id: str, changes: dict[str, Any]) -> bool:
-    """Apply `systemPrompt` / `fallbackModels` / `contentPolicy` changes; False when no such row."""
+    """Apply `systemPrompt` / `fallbackModels` / `contentPolicy` / `requestPolicy` changes; False when
+    no such row."""
     cur = await conn.execute(
         db.q(
             """UPDATE {s}.configs SET
                    system_prompt = CASE WHEN %(set_prompt)s THEN %(prompt)s ELSE system_prompt END,
                    fallback_models = CASE WHEN %(set_fb)s THEN %(fb)s::text[] ELSE fallback_models END,
                    content_policy = CASE WHEN %(set_policy)s THEN %(policy)s::jsonb ELSE content_policy END,
+                   request_policy = CASE WHEN %(set_rpolicy)s THEN %(rpolicy)s::jsonb ELSE request_policy END,
                    updated_at = now()
                 WHERE id = %(id)s"""
         ),
@@ -152,6 +162,8 @@ async def update(conn: Conn, db: Database, config_id: str, changes: dict[str, An
             "fb": changes.get("fallback_models") or [],
             "set_policy": "content_policy" in changes,
             "policy": Jsonb(changes["content_policy"]) if changes.get("content_policy") is not None else None,
+            "set_rpolicy": "request_policy" in changes,
+            "rpolicy": Jsonb(changes["request_policy"]) if changes.get("request_policy") is not None else None,
         },
     )
     return cur.rowcount > 0
