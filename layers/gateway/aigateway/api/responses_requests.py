@@ -34,6 +34,7 @@ from ..schemas import (
     ImageUrl,
     Message,
     ModelId,
+    RequestBody,
     TextPart,
     Tool,
     ToolCall,
@@ -154,7 +155,7 @@ class ReasoningConfig(_Lenient):
     summary: str | None = None
 
 
-class ResponsesRequest(_Lenient):
+class ResponsesRequest(RequestBody):
     """`POST /api/ai/v1/responses` (unknown keys dropped; `include`, `truncation`, ... have no effect)."""
 
     model: ModelId
