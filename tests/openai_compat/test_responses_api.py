@@ -326,3 +326,23 @@ def test_input_items_become_chat_messages(gateway: Gateway, simulator: ServerThr
             ],
         },
     ]
+
+
+def test_content_and_request_policy_apply_as_for_chat(gateway: Gateway, simulator: ServerThread, sql: SQL) -> None:
+    gateway.enable(
+        MODEL, contentPolicy={"denyPatterns": ["secret\\s{1,2}plan"]}, requestPolicy={"systemMessages": False}
+    )
+    oa = client(gateway)
+    tool_turn: Any = [
+        {"role": "user", "content": "Weather?"},
+        {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "the secret plan"},
+    ]
+    with pytest.raises(openai.BadRequestError) as blocked:
+        oa.responses.create(model=MODEL, input=tool_turn, tools=TOOLS)
+    assert blocked.value.code == "CONTENT_BLOCKED"
+    with pytest.raises(openai.BadRequestError) as refused:
+        oa.responses.create(model=MODEL, input="Hi", instructions="Be nice.")
+    assert refused.value.code == "FEATURE_NOT_ALLOWED" and "system messages are not accepted" in refused.value.message
+    assert sim_chats(simulator.url) == []  # neither reached the upstream
+    assert sql("SELECT count(*) AS n FROM ai.usage")[0]["n"] == 0
