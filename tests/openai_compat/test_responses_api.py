@@ -346,3 +346,12 @@ def test_content_and_request_policy_apply_as_for_chat(gateway: Gateway, simulato
     assert refused.value.code == "FEATURE_NOT_ALLOWED" and "system messages are not accepted" in refused.value.message
     assert sim_chats(simulator.url) == []  # neither reached the upstream
     assert sql("SELECT count(*) AS n FROM ai.usage")[0]["n"] == 0
+
+
+def test_retrieve_is_a_404_saying_nothing_is_stored(gateway: Gateway) -> None:
+    gateway.enable(MODEL)
+    oa = client(gateway)
+    res = oa.responses.create(model=MODEL, input="Hi")
+    with pytest.raises(openai.NotFoundError) as caught:
+        oa.responses.retrieve(res.id)
+    assert caught.value.code == "NOT_FOUND" and "does not store responses" in caught.value.message

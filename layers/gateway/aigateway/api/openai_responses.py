@@ -13,6 +13,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from ..errors import not_found
 from ..flows import chat
 from .deps import Svc, User, call_context
 from .responses import answer_response, stream_response
@@ -32,3 +33,12 @@ async def create_response(body: ResponsesRequest, request: Request, svc: Svc, wh
         return stream_response(stream, response_events(stream, head))
     answer = await chat.answer(svc, ctx, native, extra)
     return await answer_response(svc, answer, response_body(answer, head))
+
+
+@router.get("/responses/{response_id}")
+async def get_response(response_id: str, who: User) -> Response:
+    """Nothing is stored (api/responses_requests.py), so no response can be fetched again: a 404 saying
+    so (to an authenticated caller, as every route answers), rather than the generic unknown-path one."""
+    err = not_found(f"Response {response_id} not found: this gateway does not store responses")
+    err.next_actions = "Keep the answer you received; send the conversation in `input` for the next turn."
+    raise err

@@ -251,6 +251,8 @@ class _Events:
             self.items.append(call)
             item = function_call_item(call.id, call.call_id, call.name, "", "in_progress")
             out.append(self.event("response.output_item.added", output_index=call.index, item=item))
+        elif not call.name and fn.get("name"):
+            call.name = fn["name"]  # a provider that names the function after its first fragment
         delta = fn.get("arguments")
         if isinstance(delta, str) and delta:
             call.arguments += delta
