@@ -128,6 +128,7 @@ FRONT_DOOR_ROUTES = {
     "/api/ai/chat/*": "ChatFunction",
     "/api/ai/v1/chat/*": "ChatFunction",
     "/api/ai/v1/messages*": "ChatFunction",
+    "/api/ai/v1/responses*": "ChatFunction",
     "/api/ai/image/*": "ImagesFunction",
     "/api/ai/embeddings*": "EmbeddingsFunction",
     "/api/ai/v1/embeddings*": "EmbeddingsFunction",

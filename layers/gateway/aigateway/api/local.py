@@ -14,6 +14,7 @@ from . import (
     openai_chat,
     openai_embeddings,
     openai_models,
+    openai_responses,
     usage,
 )
 from .app import GatewayApp, build_app
@@ -25,6 +26,7 @@ def local_app(services: Services) -> GatewayApp:
         images.router,
         embeddings.router,
         openai_chat.router,
+        openai_responses.router,
         openai_embeddings.router,
         openai_models.router,
         anthropic_messages.router,
