@@ -1,7 +1,11 @@
 """Secrets that come from AWS Secrets Manager on a deployment and from the environment locally.
 
-Powertools' parameters utility caches each value in memory (`max_age`), so a Lambda
-execution environment reads a secret once per few minutes, not once per request. A rotated
+Each value is cached in memory (`max_age`), so a Lambda execution environment reads a secret
+once per few minutes, not once per request. On Lambda the read is one GetSecretValue signed by
+aigateway.aws with the role's credentials from the environment: every function reads its JWT
+secret and admin key on its first request, and boto3's import and first client would add
+~180 ms to it. Elsewhere Powertools' parameters utility (boto3, its full credential chain)
+reads and caches it. A rotated
 database password is the exception: `conninfo(fresh=True)` reads the secret again, bypassing
 the cache, when the server refuses the cached one (db.Database's `reauth`).
 
@@ -15,6 +19,8 @@ layer build put it there; README, "Database TLS").
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -26,8 +32,22 @@ _VERIFYING = frozenset({"verify-ca", "verify-full"})
 _SSLMODES = frozenset({"disable", "allow", "prefer", "require", *_VERIFYING})
 
 
+_cache: dict[str, tuple[str, float]] = {}
+
+
 def secret_string(arn: str, max_age_s: int = 300, *, fresh: bool = False) -> str:
-    """The SecretString of a Secrets Manager secret (cached by Powertools unless `fresh`)."""
+    """The SecretString of a Secrets Manager secret (cached `max_age_s` unless `fresh`)."""
+    from . import aws
+
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and aws.available():
+        now = time.monotonic()
+        hit = _cache.get(arn)
+        if hit is not None and not fresh and now - hit[1] < max_age_s:
+            return hit[0]
+        doc = aws.call("secretsmanager", "GetSecretValue", {"SecretId": arn})
+        value = str(doc["SecretString"])
+        _cache[arn] = (value, now)
+        return value
     from aws_lambda_powertools.utilities import parameters
 
     value = parameters.get_secret(arn, max_age=max_age_s, force_fetch=fresh)
