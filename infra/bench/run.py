@@ -312,10 +312,13 @@ def nonstream(
 def _start_profile(
     profile: Path | None, stack: Stack, litellm: peers.LiteLLM | None, name: str, c: int, duration: float
 ) -> subprocess.Popen[bytes] | None:
-    """py-spy on the process under test during the c=16 run (`--profile DIR`)."""
-    if profile is None or c != 16 or name == "direct":
+    """py-spy on the process under test during the c=16 run (`--profile DIR`; AIGW_PROFILE_C=1
+    profiles another concurrency)."""
+    if profile is None or c != int(os.environ.get("AIGW_PROFILE_C", "16")) or name == "direct":
         return None
-    spy = shutil.which("py-spy") or str(peers.cache_dir() / "tools" / "bin" / "py-spy")
+    beside = Path(sys.executable).parent / "py-spy"  # installed into this venv
+    fallback = beside if beside.exists() else peers.cache_dir() / "tools" / "bin" / "py-spy"
+    spy = shutil.which("py-spy") or str(fallback)
     if not os.path.exists(spy):
         _log("py-spy not found (pip install py-spy); no profile")
         return None

@@ -1,4 +1,4 @@
-"""A test-only app whose routes call `limits.admit` / `limits.charge` / `policy.check_content`.
+"""A test-only app whose routes call `limits.admit`, `flows.metering.settle` and `policy.check_content`.
 
 Used in-process through `make_gateway(app_factory=...)` and, for the cross-process test, as a
 uvicorn factory (`admit_app:create_app`) whose settings come from the environment, so each
@@ -7,6 +7,7 @@ server process has its own Services and its own database connections.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from aigateway import limits, policy
@@ -14,8 +15,10 @@ from aigateway.api import limits as limits_api
 from aigateway.api.app import GatewayApp, build_app
 from aigateway.api.deps import Svc, User, client_ip
 from aigateway.api.responses import JSON
+from aigateway.flows import metering
 from aigateway.services import Services
 from aigateway.settings import Settings
+from aigateway.store.usage import UsageRecord
 from fastapi import APIRouter, Request
 
 router = APIRouter()
@@ -23,12 +26,19 @@ router = APIRouter()
 
 @router.post("/test/admit")
 async def admit(request: Request, svc: Svc, who: User) -> JSON:
-    """Admit one call; `?tokens=N&cost=X` also charges it, as a finished answer would."""
+    """Admit one call; `?tokens=N&cost=X` also settles it (usage row and charge), as a finished
+    answer would."""
     admission = await limits.admit(svc, who, client_ip(request), model="test/model", kind="chat")
     tokens = int(request.query_params.get("tokens") or 0)
     cost = request.query_params.get("cost")
     if tokens or cost:
-        await limits.charge(svc, admission, tokens=tokens, cost_usd=float(cost) if cost else None)
+        record = UsageRecord(
+            request_id=uuid.uuid4().hex,
+            model_id="test/model",
+            output_tokens=tokens,
+            cost_usd=float(cost) if cost else None,
+        )
+        await metering.settle(svc, admission, record)
     return JSON({"subject": admission.subject.label, "ip": client_ip(request)}, headers=admission.headers)
 
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from aigateway import limits
 from aigateway.auth import Principal
 from aigateway.db import Conn
-from aigateway.errors import GatewayError
+from aigateway.flows import metering
 from aigateway.services import Services
 from aigateway.settings import Settings
+from aigateway.store.usage import UsageRecord
 
 from tests.support import SQL, Gateway, MakeGateway
 
@@ -207,14 +209,30 @@ def test_round_trips(base_settings: Settings, sql: SQL) -> None:
     assert unconfigured == 1 and per_call == 1 and exempt == 0
 
 
-def test_an_unreachable_database_fails_the_charge_loudly_and_the_release_quietly(base_settings: Settings) -> None:
-    """A charge that could not be written is raised (settle logs it as an error); a hold that
-    could not be released is only logged: it expires on its own."""
+def test_an_unreachable_database_spools_the_settle_with_its_charge_and_releases_quietly(
+    base_settings: Settings, tmp_path: Path
+) -> None:
+    """A settle that could not be written goes to the spool with the quota subject and the hold it
+    owes (its replay charges it); a hold that could not be released is only logged: it expires."""
     svc = Services.from_settings(
-        base_settings.with_overrides(database_url="postgresql://nobody@127.0.0.1:1/x", db_connect_timeout_s=1)
+        base_settings.with_overrides(
+            home=tmp_path, database_url="postgresql://nobody@127.0.0.1:1/x", db_connect_timeout_s=1
+        )
     )
-    admission = limits.Admission(subject=limits.user_subject("x"), hold_id=1)
-    with pytest.raises(GatewayError):
-        asyncio.run(limits.charge(svc, admission, tokens=5, cost_usd=0.1))
-    asyncio.run(limits.release(svc, admission))
-    assert admission.hold_id is None
+    settled = limits.Admission(subject=limits.user_subject("x"), hold_id=1)
+    record = UsageRecord(request_id="unreachable-1", model_id="m", output_tokens=5, cost_usd=0.1)
+
+    async def scenario() -> list[UsageRecord]:
+        await metering.settle(svc, settled, record)
+        spooled = [r async for batch in svc.usage.spool.batches(10) for _, r in batch]
+        await svc.aclose()
+        return spooled
+
+    spooled = asyncio.run(scenario())
+    assert [(r.request_id, r.charge_subject, r.hold_id) for r in spooled] == [
+        ("unreachable-1", limits.user_subject("x").key, 1)
+    ]
+    assert settled.hold_id is None  # the settle owns the hold now: never released as well
+    released = limits.Admission(subject=limits.user_subject("x"), hold_id=2)
+    asyncio.run(limits.release(svc, released))
+    assert released.hold_id is None

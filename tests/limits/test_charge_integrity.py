@@ -11,8 +11,10 @@ import psycopg
 import pytest
 from aigateway import limits
 from aigateway.errors import GatewayError
+from aigateway.flows import metering
 from aigateway.services import Services
 from aigateway.settings import Settings
+from aigateway.store.usage import UsageRecord
 
 from tests.support import SQL, MakeGateway
 
@@ -47,9 +49,12 @@ def test_a_3kb_forwarded_header_loses_no_charge(make_gateway: MakeGateway, sql: 
     assert sql("SELECT count(*) AS n FROM ai.quota_holds")[0]["n"] == 0
 
 
-def test_a_refused_user_charge_still_charges_the_project_and_is_raised(
+def test_a_refused_settle_keeps_the_row_and_still_charges_the_project(
     base_settings: Settings, sql: SQL, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A settle the database refuses (here: a subject longer than the counters allow, which no
+    real caller can produce) is written apart: the usage row lands, the project is charged and
+    the hold settled, and the refused user charge is logged as an error."""
     sql("TRUNCATE ai.quota_counters, ai.quota_holds")
     svc = Services.from_settings(base_settings)
     hold = sql(
@@ -57,15 +62,21 @@ def test_a_refused_user_charge_still_charges_the_project_and_is_raised(
         "interval '1 hour') RETURNING id"
     )[0]["id"]
     bad = limits.Admission(subject=limits.Subject("user:" + "f" * 200, "user:too-long"), hold_id=hold)
+    request_id = "refused-" + secrets.token_hex(4)
+    record = UsageRecord(request_id=request_id, model_id=MODEL, input_tokens=3, output_tokens=4, cost_usd=0.25)
 
     async def run() -> None:
         try:
-            await limits.charge(svc, bad, tokens=7, cost_usd=0.25)
+            await metering.settle(svc, bad, record)
         finally:
             await svc.aclose()
 
-    with caplog.at_level(logging.ERROR), pytest.raises(psycopg.errors.CheckViolation):
+    with caplog.at_level(logging.ERROR):
         asyncio.run(run())
+    rows = sql(
+        "SELECT input_tokens + output_tokens AS t, quota_charged FROM ai.usage WHERE request_id = %s", (request_id,)
+    )
+    assert [(r["t"], r["quota_charged"]) for r in rows] == [(7, True)]
     assert _tokens(sql, "project", "") == 7  # the project's counters were charged all the same
     assert sql("SELECT count(*) AS n FROM ai.quota_holds")[0]["n"] == 0  # and the hold settled
     assert any(r.levelno == logging.ERROR and "user's quota counters" in r.getMessage() for r in caplog.records)

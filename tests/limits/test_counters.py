@@ -179,6 +179,23 @@ def test_a_quota_refusal_does_not_use_a_rate_slot_and_is_audited(db: Db, sql: SQ
     assert rows == [{"action": "QUOTA_EXCEEDED", "details": {"limit": "user.tokensPerDay"}}]
 
 
+def test_only_an_audited_refusal_waits_for_the_wal_flush(db: Db) -> None:
+    """Counters and holds are disposable, so an admission commits without waiting for the WAL
+    flush; a refusal that writes an audit record is committed durably."""
+    db.reset()
+    admitted = db.admit("user:durable", BASE, user=1)
+    refused = db.admit("user:durable", BASE, user=1)
+    quiet = db.run(
+        store.admit(
+            db.svc.db, subject="user:durable", user_rate=1, project_rate=None, quotas=NO_QUOTAS, actor="t",
+            ip=None, details={}, at=BASE, audit=False,
+        )
+    )  # fmt: skip
+    assert (admitted.refused, admitted.durable) == (None, False)
+    assert (refused.refused, refused.durable) == ("user.requestsPerMinute", True)
+    assert (quiet.refused, quiet.durable) == ("user.requestsPerMinute", False)
+
+
 def test_concurrent_admits_on_many_connections_admit_exactly_the_ceiling(db: Db) -> None:
     async def burst() -> list[store.Verdict]:
         return await asyncio.gather(

@@ -1,4 +1,4 @@
-"""Rate limits and quotas: `admit` before the upstream call, `charge` after it.
+"""Rate limits and quotas: `admit` before the upstream call; its use is charged when it is settled.
 
 Why PostgreSQL: a gateway open to anon users of a public app is a credit card on the
 internet, and on Lambda there are as many processes as concurrent requests, so a limit kept
@@ -15,8 +15,9 @@ upsert per call instead of a sliding log.
 Quotas (tokens per UTC day and month, USD spend per UTC month) are reserved at admission: the
 admission statement admits a call only while settled use plus the holds of the calls in flight
 is under the quota, and in the same statement holds this call's worst case (`Hold`: prompt
-estimate + maxTokens, and their price when the model's price is known). `charge` (through
-`flows.metering.settle`) replaces the hold with the actual use; `release` drops it when the
+estimate + maxTokens, and their price when the model's price is known). Settling the call
+(`flows.metering.settle`: its usage row and charge in one statement) replaces the hold with the
+actual use; `release` drops it when the
 call fails before answering. Whatever the concurrency, a quota is therefore passed by at most
 the last admitted call's actual use (as long as calls use no more than they held), and a call
 that starts under the quota finishes even when it crosses it (a stream is never cut); the next
@@ -40,7 +41,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from .db import GroupCommit
 from .errors import QUOTA_EXCEEDED, RATE_LIMITED, GatewayError
 from .limit_rules import RULE_KEYS as RULE_KEYS
 from .limit_rules import LimitsCache as LimitsCache
@@ -115,7 +115,7 @@ def hold_for(svc: Services, model: str, prompt_tokens: int, completion_tokens: i
 
 @dataclass
 class Admission:
-    """An admitted call: the headers for its response, who `charge` bills, and its quota hold."""
+    """An admitted call: the headers for its response, whose counters its settle charges, and its quota hold."""
 
     headers: dict[str, str] = field(default_factory=dict)
     subject: Subject = ADMIN
@@ -171,17 +171,6 @@ async def admit(
     return admission
 
 
-async def charge(svc: Services, admission: Admission, *, tokens: int, cost_usd: float | None) -> None:
-    """Count an answer's tokens and spend against the caller's and the project's quotas, and
-    drop its hold. Always counted (also when no quota is set yet), so a quota set mid-month
-    sees the month.
-
-    The user's and the project's counters are separate statements, both attempted: one that
-    fails does not lose the other. A failure is logged as an error and raised.
-    """
-    await _write(svc, [Charge(admission.subject.key, tokens, cost_usd, admission.hold_id)])
-
-
 async def release(svc: Services, admission: Admission) -> None:
     """Drop the hold of a call that ended without an answer to bill. Never raises: the hold
     would expire anyway, and the caller is already getting the call's own error."""
@@ -194,67 +183,18 @@ async def release(svc: Services, admission: Admission) -> None:
     admission.hold_id = None
 
 
-async def _maybe_cleanup(svc: Services) -> None:
+async def sweep_now_and_then(svc: Services) -> None:
+    """Every `_CLEANUP_EVERY_S` per process, drop the counters no decision reads any more (expired
+    windows, holds and periods: `store.cleanup`). Never raises: the next sweep catches up."""
     now = time.monotonic()
     last = svc.limits_swept_at
     if last is not None and now - last < _CLEANUP_EVERY_S:
         return
     svc.limits_swept_at = now
-    await store.cleanup(svc.db)
-
-
-@dataclass(frozen=True)
-class Charge:
-    """One settled call: whose counters, what it used, and the hold it replaces."""
-
-    subject: str  # Subject.key
-    tokens: int
-    cost_usd: float | None
-    hold_id: int | None = None
-
-
-async def _write(svc: Services, items: list[Charge]) -> None:
-    """Charge `items`: one statement per subject, then one for the project that also deletes the
-    holds. Each statement is attempted whatever the others did; the first failure is raised."""
-    totals: dict[str, tuple[int, float | None]] = {}
-    for item in items:
-        t, c = totals.get(item.subject, (0, None))
-        totals[item.subject] = (t + max(0, item.tokens), c if item.cost_usd is None else (c or 0.0) + item.cost_usd)
-    failures: list[Exception] = []
-    for subject, (tokens, cost) in totals.items():
-        if tokens > 0 or cost:
-            try:
-                await store.charge_user(svc.db, subject=subject, tokens=tokens, cost_usd=cost)
-            except Exception as exc:
-                log.error("charging %d tokens to a user's quota counters failed: %r", tokens, exc)
-                failures.append(exc)
-    tokens = sum(t for t, _ in totals.values())
-    costs = [c for _, c in totals.values() if c is not None]
-    holds = [i.hold_id for i in items if i.hold_id is not None]
-    if tokens > 0 or costs or holds:
-        try:
-            await store.charge_project(svc.db, tokens=tokens, cost_usd=sum(costs) if costs else None, holds=holds)
-        except Exception as exc:
-            log.error("charging %d tokens to the project's quota counters failed: %r", tokens, exc)
-            failures.append(exc)
     try:
-        await _maybe_cleanup(svc)
+        await store.cleanup(svc.db)
     except Exception:
         log.warning("sweeping expired limit counters failed", exc_info=True)
-    if failures:
-        raise failures[0]
-
-
-def charge_writer(svc: Services) -> GroupCommit[Charge]:
-    """The process's charge writer: answers that finish together are charged in one statement
-    per subject plus one for the project (their tokens and spend summed, which adds up to the
-    same counters), instead of two round trips each (db.GroupCommit; a lone answer is charged
-    at once)."""
-
-    async def write(items: list[Charge]) -> None:
-        await _write(svc, items)
-
-    return GroupCommit(write)
 
 
 # ---- headers and errors ---------------------------------------------------------------------

@@ -5,7 +5,7 @@ invocations; the local server builds one per app; tests build one per server the
 Every per-process object is a typed field here, built on first use (`cached_property`), so
 each function pays at cold start only for what it touches, and a reader finds every shared
 cache in one place: the configuration and limits caches, the model catalog, the upstream
-client, the key resolver, the usage recorder and quota-charge writer, the image store.
+client, the key resolver, the usage recorder (which also charges quotas), the image store.
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ if TYPE_CHECKING:  # imported lazily at run time: they cost cold-start time
     from .catalog import ModelCatalog
     from .credentials import KeyResolver
     from .crypto import KeyWrapper
-    from .db import GroupCommit
     from .image_store import ImageStore
-    from .limits import Charge, LimitsCache
+    from .limits import LimitsCache
     from .openrouter import OpenRouterClient
     from .usage_spool import UsageRecorder
 
@@ -35,7 +34,7 @@ if TYPE_CHECKING:  # imported lazily at run time: they cost cold-start time
 class Services:
     settings: Settings
     db: Database
-    # When expired limit-window rows were last swept (monotonic seconds; limits.charge).
+    # When expired limit-window rows were last swept (monotonic seconds; limits.sweep_now_and_then).
     limits_swept_at: float | None = None
 
     @classmethod
@@ -97,12 +96,6 @@ class Services:
         from .limits import LimitsCache
 
         return LimitsCache(self.settings.config_cache_ttl_s)
-
-    @cached_property
-    def charges(self) -> GroupCommit[Charge]:
-        from .limits import charge_writer
-
-        return charge_writer(self)
 
     @cached_property
     def catalog(self) -> ModelCatalog:

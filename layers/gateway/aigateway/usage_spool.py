@@ -1,14 +1,14 @@
 """Recording usage so that a database failure never loses a paid-for answer, nor its quota charge.
 
-The usage row is written after the upstream answered, within the database deadline. If
-PostgreSQL refuses it or does not answer in time, the record goes to a spool that outlives the
-process and is replayed later; `request_id` is unique in `ai.usage`, so a replay that races a
-late success inserts once. A spooled call whose quota charge did not happen at answer time
-carries its quota subject (`charge_subject`): it was not charged at answer time (the charge
-follows a committed row, flows/metering.py), so replay charges it, exactly once also when the
-record is replayed twice or its row reached the database late on its own
-(`store.usage.insert_replayed`). A failure between a replayed row's insert and its charge (a
-crash, the database lost again) under-counts that charge; nothing doubles it.
+A call is settled by one statement (`store.usage.settle`): its usage row, its charge against its
+quota subject and the project, and the release of its quota hold, all or nothing. It runs after
+the upstream answered and before the answer's last byte, within the database deadline. If
+PostgreSQL does not answer in time, the record (with its subject) goes to a spool that outlives
+the process and is settled later by the same statement; `request_id` is unique in `ai.usage` and
+`quota_charged` says whether the row's charge was counted, so a replay that races a late success,
+or a record replayed twice, inserts and charges once. A settle the database refuses (bad data,
+not a lost connection) is retried apart — the row alone, then the user's and the project's
+counters each on its own — so one bad value loses neither the row nor the project's count.
 
 Which spool, and why:
 - Locally: one JSON file per record under `$AIGATEWAY_HOME/usage-spool/`, written atomically
@@ -20,7 +20,7 @@ Which spool, and why:
   before each rollup, long-polling until the queue has been empty a few times in a row.
 
 A drain is one pass: one listing of the folder (or receives until the queue is empty), each
-batch inserted in one statement (`store.usage.insert_batch`) and acknowledged after it committed.
+batch settled in one statement and acknowledged after it committed.
 """
 
 from __future__ import annotations
@@ -170,31 +170,41 @@ class SqsSpool:
 
 
 async def replay(db: Database, spool: Spool, *, batch: int = 100, deadline: float | None = None) -> int:
-    """Replay spooled records into PostgreSQL and charge the owed quotas; returns how many rows
-    were acknowledged. A batch is acknowledged only after its rows (and charges) committed."""
+    """Settle spooled records (rows and owed charges, in the day and month of each call); returns
+    how many were acknowledged. A batch is acknowledged only after it committed."""
     total = 0
     async for items in spool.batches(batch, deadline):
-        records = [r for _, r in items]
-        due = await store.insert_replayed(db, records)
-        for r in {r.request_id: r for r in records}.values():
-            if r.charge_subject and r.request_id in due:
-                await _charge(db, r)
+        await store.settle(db, [r for _, r in items])
         await spool.ack([h for h, _ in items])
         total += len(items)
     return total
 
 
-async def _charge(db: Database, r: UsageRecord) -> None:
-    """The quota charge the call missed at answer time, in the day and month of the call."""
-    tokens = (r.input_tokens or 0) + (r.output_tokens or 0)
-    if tokens > 0 or r.cost_usd:
-        at = datetime.fromisoformat(r.created_at) if r.created_at else None
-        assert r.charge_subject is not None
-        await limits_store.charge(db, subject=r.charge_subject, tokens=tokens, cost_usd=r.cost_usd, at=at)
+async def settle_apart(db: Database, record: UsageRecord) -> None:
+    """A record whose settle the database refused: the row first (marked charged when it has a
+    subject, as its charge follows here), then the user's and the project's counters, each
+    attempted whatever the other did. Raises if the row could not be written; a failed charge
+    is logged as an error (the row is in: billing sees the call)."""
+    await store.insert(db, record, charged=record.charge_subject is not None)
+    if record.charge_subject is None:
+        return
+    tokens = (record.input_tokens or 0) + (record.output_tokens or 0)
+    at = datetime.fromisoformat(record.created_at) if record.created_at else None
+    try:
+        await limits_store.charge_user(
+            db, subject=record.charge_subject, tokens=tokens, cost_usd=record.cost_usd, at=at
+        )
+    except Exception as exc:
+        log.error("charging %d tokens to a user's quota counters failed: %r", tokens, exc)
+    try:
+        holds = [record.hold_id] if record.hold_id is not None else []
+        await limits_store.charge_project(db, tokens=tokens, cost_usd=record.cost_usd, holds=holds, at=at)
+    except Exception as exc:
+        log.error("charging %d tokens to the project's quota counters failed: %r", tokens, exc)
 
 
-class _BatchRefused(Exception):
-    """The database refused a multi-row insert (not: could not be reached)."""
+class _Refused(Exception):
+    """The database refused a settle statement (not: could not be reached)."""
 
 
 class UsageRecorder:
@@ -211,23 +221,21 @@ class UsageRecorder:
         self._periodic: asyncio.Task[None] | None = None
         self.retry_interval_s = 2.0
         self._recording: set[asyncio.Task[Any]] = set()  # calls being settled right now (shutdown waits)
-        # Rows of requests that finish together share one INSERT (db.GroupCommit); alone, a row
-        # is inserted at once exactly as before.
-        self._writes: GroupCommit[UsageRecord] = GroupCommit(self._insert)
+        # Calls that finish together share one settle statement (db.GroupCommit); alone, a call
+        # is settled at once.
+        self._writes: GroupCommit[UsageRecord] = GroupCommit(self._settle)
 
-    async def _insert(self, records: list[UsageRecord]) -> None:
+    async def _settle(self, records: list[UsageRecord]) -> None:
         try:
-            await store.insert_batch(self.db, records)
+            await store.settle(self.db, records)
         except GatewayError:
             raise  # the database is unreachable
         except Exception as exc:
-            if len(records) > 1:
-                raise _BatchRefused from exc
-            raise
+            raise _Refused from exc
 
     async def record(self, record: UsageRecord) -> bool:
-        """True when the row is in the database, False when it was spooled (its `charge_subject`,
-        if any, is then charged on replay). Never raises: the caller's answer is already paid
+        """Settle one call: True when its row (and charge) is in the database, False when it was
+        spooled (and is settled on replay). Never raises: the caller's answer is already paid
         for. Returns within about one database deadline (plus the spool write)."""
         me = asyncio.current_task()
         if me is not None:
@@ -235,10 +243,16 @@ class UsageRecorder:
         try:
             try:
                 await asyncio.wait_for(self._writes.submit(record), self.db.op_timeout_s)
-            except _BatchRefused:
-                # The database refused a batch: insert this row alone, so one bad row cannot
-                # take the rows batched with it to the spool.
-                await store.insert(self.db, record)
+            except _Refused as refused:
+                # The database refused the statement (one bad row takes its group with it):
+                # this call alone, then, if that is refused too, its row and charges apart.
+                try:
+                    await store.settle(self.db, [record])
+                except GatewayError:
+                    raise
+                except Exception:
+                    log.error("settling a call was refused (%r); writing it apart", refused.__cause__)
+                    await settle_apart(self.db, record)
         except asyncio.CancelledError:
             # Shutting down mid-write: the row may or may not be in; the spool makes sure.
             await self._spool(record)

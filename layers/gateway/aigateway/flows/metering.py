@@ -4,7 +4,6 @@ hold replaced; or, for a call that failed before answering, its hold released.""
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -15,37 +14,24 @@ if TYPE_CHECKING:
     from ..services import Services
     from ..store.usage import UsageRecord
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 async def settle(svc: Services, admission: Admission | None, record: UsageRecord) -> None:
-    """Write the usage row (or spool it) and charge it against the caller's and the project's quotas.
+    """Write the usage row (or spool it), charge it against the caller's and the project's quotas
+    and drop its hold: one statement (`store.usage.settle`), which calls that finish together
+    share (group commit).
 
-    Runs before the answer's last byte, so its time is the caller's. Concurrent calls share one
-    insert and one charge statement per subject (`Services.usage`, `Services.charges`: group
-    commit). Never raises: the answer is already paid for upstream; a charge that fails is logged
-    as an error.
+    Runs before the answer's last byte, so its time is the caller's. Never raises: the answer is
+    already paid for upstream; a row that cannot be written in time is spooled with its charge.
     """
     metrics.record_call(record)
-    if admission is None:
-        await svc.usage.record(record)
-        return
-    # The charge follows the row: a spooled row carries its subject and is charged when replay
-    # inserts it, so a call is charged once whichever way its row lands.
-    record.charge_subject = admission.subject.key
-    if await svc.usage.record(record):
-        await _charge(svc, admission, record)
-
-
-async def _charge(svc: Services, admission: Admission, record: UsageRecord) -> None:
-    tokens = (record.input_tokens or 0) + (record.output_tokens or 0)
-    charge = limits.Charge(admission.subject.key, tokens, record.cost_usd, admission.hold_id)
-    admission.hold_id = None  # settled (or, if the write fails, left to expire): never released too
-    try:
-        await svc.charges.submit(charge)
-    except Exception:
-        log.exception("charging usage against limits failed (request %s)", record.request_id)
+    if admission is not None:
+        record.charge_subject = admission.subject.key
+        record.hold_id, admission.hold_id = admission.hold_id, None  # settled here: never released too
+    await svc.usage.record(record)
+    if admission is not None:
+        await limits.sweep_now_and_then(svc)
 
 
 async def releasing(svc: Services, admission: Admission, call: Awaitable[T]) -> T:

@@ -12,8 +12,9 @@ UPDATE` increments under the row lock and RETURNING gives each request its own c
 window of limit L exactly the requests that drew counts 1..L are admitted); quotas because the
 check and the hold are taken under one advisory lock per user and one for the project.
 
-Settling writes the user's counters and the project's counters in separate statements
-(`charge_user`, `charge_project`), so one that fails does not lose the other.
+Settling a call charges its counters in the same statement as its usage row (store/usage.py,
+`settle`). `charge_user` and `charge_project` are separate statements for the rare settle the
+database refuses (usage_spool.settle_apart): one that fails does not lose the other.
 """
 
 from __future__ import annotations
@@ -43,15 +44,23 @@ class Verdict:
     used: dict[str, Decimal | int]  # settled + held, per quota
     hold_id: int | None = None  # the admitted call's quota hold (None: no quota applies)
     held: bool = False  # refused by a quota only because calls in progress hold the rest
+    durable: bool = False  # its commit waited for the WAL flush (a refusal with an audit record)
 
 
+# The admission writes only disposable state — minute counters and holds that expire — unless
+# it refuses with an audit record, so its commit does not wait for the WAL flush
+# (`synchronous_commit` off for this transaction alone, set after the decision): a PostgreSQL
+# crash can forget the last fraction of a second of counts and holds (wal_writer_delay, 200 ms by
+# default), never a usage row, a charge or an audit record, whose commits stay synchronous.
 _ADMIT = """
-SELECT * FROM {s}.admit_call(
+SELECT a.*, set_config('synchronous_commit', CASE WHEN a.o_refused IS NOT NULL AND %(audit)s::boolean THEN 'on'
+                                                   ELSE 'off' END, true) AS commit_mode
+  FROM {s}.admit_call(
     %(at)s::timestamptz, %(subject)s::text, %(u_rate)s::integer, %(p_rate)s::integer,
     %(u_day)s::bigint, %(u_month)s::bigint, %(u_spend)s::numeric,
     %(p_day)s::bigint, %(p_month)s::bigint, %(p_spend)s::numeric,
     %(hold_tokens)s::bigint, %(hold_spend)s::numeric, %(hold_ttl_s)s::integer,
-    %(actor)s::text, %(ip)s::text, %(details)s::jsonb, %(audit)s::boolean)
+    %(actor)s::text, %(ip)s::text, %(details)s::jsonb, %(audit)s::boolean) a
 """
 
 _USED_KEYS = ("user_day", "user_month", "user_spend", "project_day", "project_month", "project_spend")
@@ -106,6 +115,7 @@ async def admit(
         used={k: row["o_" + k] for k in _USED_KEYS},
         hold_id=row["o_hold_id"],
         held=bool(row["o_held"]),
+        durable=row["commit_mode"] == "on",
     )
 
 
@@ -169,9 +179,14 @@ async def charge(
 
 
 async def release(db: Database, holds: Sequence[int]) -> None:
-    """Drop the holds of calls that ended without an answer to bill."""
+    """Drop the holds of calls that ended without an answer to bill. Holds are disposable (they
+    expire), so, like the admission, this commit does not wait for the WAL flush."""
     if holds:
-        await db.execute("DELETE FROM {s}.quota_holds WHERE id = ANY(%s::bigint[])", (list(holds),))
+        await db.execute(
+            """WITH dropped AS (DELETE FROM {s}.quota_holds WHERE id = ANY(%s::bigint[]))
+               SELECT set_config('synchronous_commit', 'off', true)""",
+            (list(holds),),
+        )
 
 
 async def used(db: Database, subject: str) -> dict[str, Any]:

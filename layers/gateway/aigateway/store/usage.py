@@ -27,9 +27,10 @@ class UsageRecord:
     key_source: str | None = None
     latency_ms: int | None = None
     created_at: str | None = None  # ISO time of the call; set when the record is spooled
-    # Not a column: the caller's quota subject (flows/metering.settle). A spooled record that has
-    # one owes its quota charge, which replay counts (usage_spool.replay).
+    # Not columns: the caller's quota subject and the admission's quota hold (flows/metering.settle).
+    # A record with a subject is charged when its row lands, live or replayed from the spool, once.
     charge_subject: str | None = None
+    hold_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -42,30 +43,67 @@ class UsageRecord:
 
 _INSERT = """INSERT INTO {s}.usage
     (request_id, config_id, model_id, kind, input_tokens, output_tokens, image_count, image_resolution,
-     user_id, cost_usd, key_source, latency_ms, created_at)
+     user_id, cost_usd, key_source, latency_ms, created_at, quota_charged)
     VALUES (%(request_id)s, %(config_id)s, %(model_id)s, %(kind)s, NULLIF(%(input_tokens)s, 0),
             NULLIF(%(output_tokens)s, 0), NULLIF(%(image_count)s, 0), %(image_resolution)s, %(user_id)s,
-            %(cost_usd)s, %(key_source)s, %(latency_ms)s, COALESCE(%(created_at)s::timestamptz, now()))
+            %(cost_usd)s, %(key_source)s, %(latency_ms)s, COALESCE(%(created_at)s::timestamptz, now()),
+            %(charged)s)
     ON CONFLICT (request_id) DO NOTHING"""
 
 
-async def insert(db: Database, record: UsageRecord) -> None:
-    await db.execute(_INSERT, record.to_dict())
+async def insert(db: Database, record: UsageRecord, *, charged: bool = False) -> None:
+    """One row and nothing else (`charged`: its quota charge is being made apart)."""
+    await db.execute(_INSERT, {**record.to_dict(), "charged": charged})
 
 
-# Many rows in one statement of constant text (so it can be prepared): one array per column,
-# zipped back into rows by unnest. Same NULLIF / COALESCE rules and conflict handling as _INSERT.
-_INSERT_BATCH = """INSERT INTO {s}.usage
-    (request_id, config_id, model_id, kind, input_tokens, output_tokens, image_count, image_resolution,
-     user_id, cost_usd, key_source, latency_ms, created_at)
+# Settling calls: their usage rows, their quota charges and the release of their holds, in ONE
+# statement of constant text (so it can be prepared) — one round trip and one commit per group of
+# calls, and a row and its charge land together or not at all.
+#
+# A row is charged exactly once: when it is inserted with a quota subject, or when a copy with a
+# subject arrives (a replayed spool record) and the row, which landed without its charge, is not
+# charged yet (`quota_charged`). Charges go to the day and month of the call (`created_at`), per
+# subject, and to the project; counters are upserted in a fixed order (scope, subject, period),
+# so concurrent settles lock them in the same order.
+_SETTLE = """
+WITH r AS (
+    SELECT * FROM unnest(%s::text[], %s::uuid[], %s::text[], %s::text[], %s::integer[], %s::integer[],
+                         %s::integer[], %s::text[], %s::text[], %s::numeric[], %s::text[], %s::integer[],
+                         %s::timestamptz[], %s::text[], %s::bigint[])
+           AS r (request_id, config_id, model_id, kind, input_tokens, output_tokens, image_count,
+                 image_resolution, user_id, cost_usd, key_source, latency_ms, created_at, subject, hold_id)
+), landed AS (
+    INSERT INTO {s}.usage
+        (request_id, config_id, model_id, kind, input_tokens, output_tokens, image_count, image_resolution,
+         user_id, cost_usd, key_source, latency_ms, created_at, quota_charged)
     SELECT r.request_id, r.config_id, r.model_id, r.kind, NULLIF(r.input_tokens, 0), NULLIF(r.output_tokens, 0),
            NULLIF(r.image_count, 0), r.image_resolution, r.user_id, r.cost_usd, r.key_source, r.latency_ms,
-           COALESCE(r.created_at, now())
-      FROM unnest(%s::text[], %s::uuid[], %s::text[], %s::text[], %s::integer[], %s::integer[], %s::integer[],
-                  %s::text[], %s::text[], %s::numeric[], %s::text[], %s::integer[], %s::timestamptz[])
-           AS r (request_id, config_id, model_id, kind, input_tokens, output_tokens, image_count,
-                 image_resolution, user_id, cost_usd, key_source, latency_ms, created_at)
-    ON CONFLICT (request_id) DO NOTHING"""
+           COALESCE(r.created_at, now()), r.subject IS NOT NULL
+      FROM r
+    ON CONFLICT (request_id) DO UPDATE SET quota_charged = true
+     WHERE EXCLUDED.quota_charged AND NOT {s}.usage.quota_charged
+    RETURNING request_id, created_at AT TIME ZONE 'UTC' AS at,
+              COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0) AS tokens, COALESCE(cost_usd, 0) AS spend
+), due AS (
+    SELECT r.subject, p.period, p.start, SUM(l.tokens) AS tokens, SUM(l.spend) AS spend
+      FROM landed l JOIN r USING (request_id)
+     CROSS JOIN LATERAL (VALUES ('day', l.at::date), ('month', date_trunc('month', l.at)::date)) AS p (period, start)
+     WHERE r.subject IS NOT NULL
+     GROUP BY r.subject, p.period, p.start
+    HAVING SUM(l.tokens) > 0 OR SUM(l.spend) > 0
+), released AS (
+    DELETE FROM {s}.quota_holds WHERE id IN (SELECT hold_id FROM r WHERE hold_id IS NOT NULL)
+), users AS (
+    INSERT INTO {s}.quota_counters AS c (scope, subject, period, period_start, tokens, spend_usd)
+    SELECT 'user', d.subject, d.period, d.start, d.tokens, d.spend FROM due d ORDER BY d.subject, d.period, d.start
+    ON CONFLICT (scope, subject, period, period_start) DO UPDATE
+       SET tokens = c.tokens + EXCLUDED.tokens, spend_usd = c.spend_usd + EXCLUDED.spend_usd
+)
+INSERT INTO {s}.quota_counters AS c (scope, subject, period, period_start, tokens, spend_usd)
+SELECT 'project', '', d.period, d.start, SUM(d.tokens), SUM(d.spend) FROM due d
+ GROUP BY d.period, d.start ORDER BY d.period, d.start
+ON CONFLICT (scope, subject, period, period_start) DO UPDATE
+   SET tokens = c.tokens + EXCLUDED.tokens, spend_usd = c.spend_usd + EXCLUDED.spend_usd"""
 _COLUMNS = (
     "request_id",
     "config_id",
@@ -80,45 +118,18 @@ _COLUMNS = (
     "key_source",
     "latency_ms",
     "created_at",
+    "charge_subject",
+    "hold_id",
 )
 
 
-async def insert_batch(db: Database, records: list[UsageRecord]) -> None:
-    """Insert several rows in one round trip (the recorder's group commit); one row = `insert`."""
-    if len(records) == 1:
-        await insert(db, records[0])
-        return
-    await db.execute(_INSERT_BATCH, [[getattr(r, c) for r in records] for c in _COLUMNS])
-
-
-# Replay of spooled records: a row that is new, or that exists (it landed late) but whose owed
-# charge was not replayed yet, is returned and marked, so the caller charges it exactly once.
-_REPLAY_BATCH = """INSERT INTO {s}.usage
-    (request_id, config_id, model_id, kind, input_tokens, output_tokens, image_count, image_resolution,
-     user_id, cost_usd, key_source, latency_ms, created_at, charge_replayed)
-    SELECT r.request_id, r.config_id, r.model_id, r.kind, NULLIF(r.input_tokens, 0), NULLIF(r.output_tokens, 0),
-           NULLIF(r.image_count, 0), r.image_resolution, r.user_id, r.cost_usd, r.key_source, r.latency_ms,
-           COALESCE(r.created_at, now()), r.owed
-      FROM unnest(%s::text[], %s::uuid[], %s::text[], %s::text[], %s::integer[], %s::integer[], %s::integer[],
-                  %s::text[], %s::text[], %s::numeric[], %s::text[], %s::integer[], %s::timestamptz[],
-                  %s::boolean[])
-           AS r (request_id, config_id, model_id, kind, input_tokens, output_tokens, image_count,
-                 image_resolution, user_id, cost_usd, key_source, latency_ms, created_at, owed)
-    ON CONFLICT (request_id) DO UPDATE SET charge_replayed = true
-     WHERE EXCLUDED.charge_replayed AND NOT {s}.usage.charge_replayed
-    RETURNING request_id"""
-
-
-async def insert_replayed(db: Database, records: list[UsageRecord]) -> set[str]:
-    """Insert spooled records; returns the request ids whose owed charge (`charge_subject`) is
-    now due: rows inserted now, and rows that landed late and were not charged by a replay yet."""
+async def settle(db: Database, records: list[UsageRecord]) -> None:
+    """Insert the calls' usage rows, charge each to its `charge_subject` (None: not counted against
+    quotas) and the project, and delete their holds: one statement, all or nothing. Used by the
+    answer path (group commit) and by the spool replay alike."""
     unique = list({r.request_id: r for r in records}.values())  # one statement may touch a row once
-    if not unique:
-        return set()
-    params = [[getattr(r, c) for r in unique] for c in _COLUMNS]
-    params.append([r.charge_subject is not None for r in unique])
-    rows = await db.fetch(_REPLAY_BATCH, params)
-    return {str(r["request_id"]) for r in rows}
+    if unique:
+        await db.execute(_SETTLE, [[getattr(r, c) for r in unique] for c in _COLUMNS])
 
 
 _FILTER = """WHERE (%(start)s::timestamptz IS NULL OR u.created_at >= %(start)s)
