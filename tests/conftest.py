@@ -140,3 +140,25 @@ def _extra_tables(sql: SQL) -> list[str]:
 def gateway(make_gateway: MakeGateway) -> Gateway:
     """A gateway with default test settings, simulator upstream, empty database."""
     return make_gateway()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto for every AWS API in this process (the gateway threads included), with fake
+    credentials; Powertools' per-process clients and cached values are cleared around it."""
+    from aws_lambda_powertools.utilities import parameters
+    from moto import mock_aws
+
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    parameters.clear_caches()
+    with mock_aws():
+        yield
+    parameters.clear_caches()

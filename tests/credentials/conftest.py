@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -19,27 +19,6 @@ from tests.support import SQL, Gateway, ServerThread, free_port, sim_log
 
 ENV_KEY = "sk-or-v1-env-test-key"  # base_settings' OPENROUTER_API_KEY
 Gw = Gateway
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """moto for every AWS API in this process (the gateway threads included), fake credentials."""
-    from aws_lambda_powertools.utilities import parameters
-    from moto import mock_aws
-
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    parameters.clear_caches()  # Powertools keeps one client and cached values per process
-    with mock_aws():
-        yield
-    parameters.clear_caches()
 
 
 @pytest.fixture

@@ -25,26 +25,6 @@ ROLE = "aigw_rotated"
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    from aws_lambda_powertools.utilities import parameters
-    from moto import mock_aws
-
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    parameters.clear_caches()
-    with mock_aws():
-        yield
-    parameters.clear_caches()
-
-
-@pytest.fixture
 def password_role(sql: SQL) -> Iterator[None]:
     """ROLE logs in with a password over the Unix socket (the session server trusts everyone else)."""
     hba = sql("SHOW hba_file")[0]["hba_file"]

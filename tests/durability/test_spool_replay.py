@@ -7,7 +7,6 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ from aigateway.settings import Settings
 from aigateway.store import usage as store
 from aigateway.store.usage import UsageRecord
 from aigateway.usage_spool import FileSpool, SqsSpool, replay
-from moto import mock_aws
 
 from tests.support import SQL, MakeGateway, wait_for
 
@@ -103,18 +101,6 @@ def test_the_local_server_replays_at_start_up_and_periodically(
     later = _record("user-later", 3, user="later")
     _spool_file(tmp_path, later)  # e.g. written by a process that died before replaying it
     assert wait_for(lambda: sql("SELECT 1 FROM ai.usage WHERE request_id = %s", [later.request_id]), 10)
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(k, v)
-    with mock_aws():
-        yield
 
 
 def test_the_sqs_drain_long_polls_past_an_empty_receive(aws: None, pg: EmbeddedPostgres, clean: SQL) -> None:
