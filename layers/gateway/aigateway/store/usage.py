@@ -56,54 +56,12 @@ async def insert(db: Database, record: UsageRecord, *, charged: bool = False) ->
     await db.execute(_INSERT, {**record.to_dict(), "charged": charged})
 
 
-# Settling calls: their usage rows, their quota charges and the release of their holds, in ONE
-# statement of constant text (so it can be prepared) — one round trip and one commit per group of
-# calls, and a row and its charge land together or not at all.
-#
-# A row is charged exactly once: when it is inserted with a quota subject, or when a copy with a
-# subject arrives (a replayed spool record) and the row, which landed without its charge, is not
-# charged yet (`quota_charged`). Charges go to the day and month of the call (`created_at`), per
-# subject, and to the project; counters are upserted in a fixed order (scope, subject, period),
-# so concurrent settles lock them in the same order.
-_SETTLE = """
-WITH r AS (
-    SELECT * FROM unnest(%s::text[], %s::uuid[], %s::text[], %s::text[], %s::integer[], %s::integer[],
-                         %s::integer[], %s::text[], %s::text[], %s::numeric[], %s::text[], %s::integer[],
-                         %s::timestamptz[], %s::text[], %s::bigint[])
-           AS r (request_id, config_id, model_id, kind, input_tokens, output_tokens, image_count,
-                 image_resolution, user_id, cost_usd, key_source, latency_ms, created_at, subject, hold_id)
-), landed AS (
-    INSERT INTO {s}.usage
-        (request_id, config_id, model_id, kind, input_tokens, output_tokens, image_count, image_resolution,
-         user_id, cost_usd, key_source, latency_ms, created_at, quota_charged)
-    SELECT r.request_id, r.config_id, r.model_id, r.kind, NULLIF(r.input_tokens, 0), NULLIF(r.output_tokens, 0),
-           NULLIF(r.image_count, 0), r.image_resolution, r.user_id, r.cost_usd, r.key_source, r.latency_ms,
-           COALESCE(r.created_at, now()), r.subject IS NOT NULL
-      FROM r
-    ON CONFLICT (request_id) DO UPDATE SET quota_charged = true
-     WHERE EXCLUDED.quota_charged AND NOT {s}.usage.quota_charged
-    RETURNING request_id, created_at AT TIME ZONE 'UTC' AS at,
-              COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0) AS tokens, COALESCE(cost_usd, 0) AS spend
-), due AS (
-    SELECT r.subject, p.period, p.start, SUM(l.tokens) AS tokens, SUM(l.spend) AS spend
-      FROM landed l JOIN r USING (request_id)
-     CROSS JOIN LATERAL (VALUES ('day', l.at::date), ('month', date_trunc('month', l.at)::date)) AS p (period, start)
-     WHERE r.subject IS NOT NULL
-     GROUP BY r.subject, p.period, p.start
-    HAVING SUM(l.tokens) > 0 OR SUM(l.spend) > 0
-), released AS (
-    DELETE FROM {s}.quota_holds WHERE id IN (SELECT hold_id FROM r WHERE hold_id IS NOT NULL)
-), users AS (
-    INSERT INTO {s}.quota_counters AS c (scope, subject, period, period_start, tokens, spend_usd)
-    SELECT 'user', d.subject, d.period, d.start, d.tokens, d.spend FROM due d ORDER BY d.subject, d.period, d.start
-    ON CONFLICT (scope, subject, period, period_start) DO UPDATE
-       SET tokens = c.tokens + EXCLUDED.tokens, spend_usd = c.spend_usd + EXCLUDED.spend_usd
-)
-INSERT INTO {s}.quota_counters AS c (scope, subject, period, period_start, tokens, spend_usd)
-SELECT 'project', '', d.period, d.start, SUM(d.tokens), SUM(d.spend) FROM due d
- GROUP BY d.period, d.start ORDER BY d.period, d.start
-ON CONFLICT (scope, subject, period, period_start) DO UPDATE
-   SET tokens = c.tokens + EXCLUDED.tokens, spend_usd = c.spend_usd + EXCLUDED.spend_usd"""
+# Settling calls: their usage rows, their quota charges and the release of their holds in one
+# statement, all or nothing (the `settle_calls` function of migration 011 says how a row is charged
+# exactly once).
+_SETTLE = """SELECT {s}.settle_calls(%s::text[], %s::uuid[], %s::text[], %s::text[], %s::integer[],
+    %s::integer[], %s::integer[], %s::text[], %s::text[], %s::numeric[], %s::text[], %s::integer[],
+    %s::timestamptz[], %s::text[], %s::bigint[])"""
 _COLUMNS = (
     "request_id",
     "config_id",
