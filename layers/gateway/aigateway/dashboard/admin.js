@@ -167,6 +167,7 @@ export async function limits(view, reload) {
     await api(`/api/ai/limits/users/${encodeURIComponent(who.value.trim())}`, { method: 'PUT', body: ruleValue('override', true) });
     reload();
   }, out);
+  add.id = 'override-save';
   view.append(card('Per-user overrides', rows.length ? table(['User', 'Overrides', 'Use', ''], rows, { id: 'overrides' })
     : h('p', { class: 'muted' }, 'No overrides.'),
   h('h3', {}, 'Override a user (blank = the default)'), h('div', { class: 'row' }, who), ...ruleInputs('override', {}), h('div', {}, add)));

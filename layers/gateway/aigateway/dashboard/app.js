@@ -94,18 +94,26 @@ async function connect(view) {
   }
 }
 
+// Each page draws into a fresh element that replaces the view once complete; a page asked for
+// while another is still loading wins, and the older one is dropped.
+let drawing = 0;
 async function show(page) {
   const view = $('view');
   const render = PAGES[page] ? page : 'overview';
-  view.replaceChildren();
+  const mine = ++drawing;
   view.removeAttribute('data-ready');
   $('status').textContent = '';
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.getAttribute('href') === '#' + render);
+  const box = h('div', { 'data-page': render });
+  let failure = '';
   try {
-    await PAGES[render](view, () => show(render));
+    await PAGES[render](box, () => show(render));
   } catch (err) {
-    $('status').textContent = err.message;
+    failure = err.message;
   }
+  if (mine !== drawing) return;
+  view.replaceChildren(box);
+  $('status').textContent = failure;
   view.setAttribute('data-ready', render);
 }
 

@@ -1,0 +1,216 @@
+"""The dashboard in a real headless Chromium against a gateway on the embedded PostgreSQL and the simulator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from tests.support import SQL, Gateway, sim_chats, sim_reset, wait_for
+
+from .conftest import Page
+
+
+def chat(gw: Gateway, model: str, user: str = "user-1", text: str = "hi") -> int:
+    r = gw.client.post(
+        "/api/ai/chat/completion",
+        json={"model": model, "messages": [{"role": "user", "content": text}]},
+        headers=gw.user(sub=user),
+    )
+    return r.status_code
+
+
+def summary(gw: Gateway, **params: str) -> dict:
+    return gw.client.get("/api/ai/usage/summary", params=params, headers=gw.admin()).json()
+
+
+def test_a_wrong_key_is_refused_and_the_right_one_signs_in(page: Page) -> None:
+    page.open()
+    page.find("#key").send_keys("ik_wrong")
+    page.find("#signin button[type=submit]").click()
+    WebDriverWait(page.driver, 10).until(lambda d: page.find("#signin-error").text)
+    assert "not the admin API key" in page.find("#signin-error").text
+    assert page.driver.execute_script("return sessionStorage.length") == 0
+    page.sign_in()
+    assert page.driver.execute_script("return sessionStorage.length") == 1
+    assert page.driver.get_cookies() == []
+    page.find("#signout").click()
+    assert page.find("#signin").is_displayed()
+    assert page.driver.execute_script("return sessionStorage.length") == 0
+
+
+def test_enable_a_model_then_the_charts_draw_the_traffic(page: Page, gateway: Gateway, sql: SQL) -> None:
+    page.sign_in()
+    page.shot("overview-empty")
+    page.go("models")
+    page.find("#catalog-search").send_keys("gpt-4o-mini")
+    row = page.find('#catalog tr[data-model="openai/gpt-4o-mini"]')
+    page.wait_ready_again("models", row.find_element(By.TAG_NAME, "button"))
+    assert page.all('#configs tr[data-model="openai/gpt-4o-mini"]')
+    gateway.enable("anthropic/claude-3.5-haiku")
+
+    sent = [("openai/gpt-4o-mini", "alice")] * 3 + [("anthropic/claude-3.5-haiku", "bob")] * 2
+    for model, user in sent:
+        assert chat(gateway, model, user) == 200
+    wait_for(lambda: len(sql("SELECT 1 FROM ai.usage")) == 5)
+    want = summary(gateway)
+    page.reload("overview")
+    page.shot("overview")
+
+    requests = page.find('svg[data-metric="requests"]')
+    assert float(requests.get_attribute("data-total")) == 5
+    bars = page.all('svg[data-metric="requests"] rect')
+    per_model: dict[str, float] = {}
+    for bar in bars:
+        per_model[bar.get_attribute("data-series")] = per_model.get(bar.get_attribute("data-series"), 0) + float(
+            bar.get_attribute("data-value")
+        )
+    assert per_model == {"openai/gpt-4o-mini": 3, "anthropic/claude-3.5-haiku": 2}
+    tokens = page.find('svg[data-metric="tokens"]')
+    assert int(float(tokens.get_attribute("data-total"))) == want["totalTokens"] > 0
+    cost = page.find('svg[data-metric="cost"]')
+    assert float(cost.get_attribute("data-total")) == pytest.approx(want["totalCostUsd"], abs=1e-6)
+    assert page.find("#total-requests").text == "5"
+    users = {r.get_attribute("data-key"): float(r.get_attribute("data-value")) for r in page.all('svg[data-chart="top-users"] rect')}
+    assert users == {"alice": 3, "bob": 2}
+    assert page.console_errors() == []
+
+
+def test_a_system_prompt_edited_in_the_page_reaches_the_next_chat(
+    page: Page, gateway: Gateway, simulator: object
+) -> None:
+    gateway.enable("openai/gpt-4o-mini")
+    page.sign_in()
+    page.go("models")
+    page.find('#configs tr[data-model="openai/gpt-4o-mini"] button[data-action="edit"]').click()
+    prompt = page.find("#edit-system-prompt")
+    prompt.clear()
+    prompt.send_keys("Answer like a pirate.")
+    page.find("#edit-fallbacks").send_keys("openai/gpt-4o")
+    page.shot("models")
+    page.wait_ready_again("models", page.find("#edit-save"))
+    assert "Answer like a pirate." in page.find('#configs tr[data-model="openai/gpt-4o-mini"]').text
+
+    sim_url = gateway.settings.openrouter_base_url.removesuffix("/api/v1")
+    sim_reset(sim_url)
+    assert chat(gateway, "openai/gpt-4o-mini") == 200
+    sent = sim_chats(sim_url)[-1]["body"]
+    assert sent["messages"][0] == {"role": "system", "content": "Answer like a pirate."}
+    cfg = gateway.client.get("/api/ai/configurations", headers=gateway.admin()).json()[0]
+    assert cfg["fallbackModels"] == ["openai/gpt-4o"]
+
+
+def test_a_bad_content_policy_is_refused_with_the_reason(page: Page, gateway: Gateway) -> None:
+    gateway.enable("openai/gpt-4o-mini")
+    page.sign_in()
+    page.go("models")
+    page.find('button[data-action="edit"]').click()
+    policy = page.find("#edit-policy")
+    policy.clear()
+    policy.send_keys('{"denyPatterns": ["(unclosed"]}')
+    page.find("#edit-save").click()
+    WebDriverWait(page.driver, 10).until(lambda d: page.find("#edit-error").text)
+    assert "pattern 0" in page.find("#edit-error").text
+    cfg = gateway.client.get("/api/ai/configurations", headers=gateway.admin()).json()[0]
+    assert cfg["contentPolicy"] in (None, {"denyPatterns": [], "moderation": False})
+
+
+def test_set_replace_and_remove_a_byok_key(page: Page, gateway: Gateway) -> None:
+    page.sign_in()
+    page.go("credentials")
+    assert page.find("#key-source").text == "env"
+    page.find("#byok-key").send_keys("sk-or-v1-invalid-0000")  # the simulator refuses it
+    page.find("#byok-save").click()
+    WebDriverWait(page.driver, 10).until(lambda d: page.find("#byok-error").text)
+    assert page.find("#key-source").text == "env"
+    page.find("#byok-key").clear()
+    page.find("#byok-key").send_keys("sk-or-v1-dash-1111222233334444")
+    page.wait_ready_again("credentials", page.find("#byok-save"))
+    assert page.find("#key-source").text == "byok"
+    assert page.find("#masked-key").text == "sk-o****4444"
+    assert "1111222233334444" not in page.driver.page_source
+    page.shot("credentials")
+    page.wait_ready_again("credentials", page.find("#byok-remove"))
+    assert page.find("#key-source").text == "env"
+    assert page.all("#byok-remove") == []
+    status = gateway.client.get("/api/ai/gateway/config", headers=gateway.admin()).json()
+    assert status["hasByokKey"] is False
+
+
+def test_a_limit_set_in_the_page_refuses_and_the_refusal_shows_in_the_audit(page: Page, gateway: Gateway) -> None:
+    gateway.enable("openai/gpt-4o-mini")
+    page.sign_in()
+    page.go("limits")
+    page.find("#user-requestsPerMinute").send_keys("1")
+    page.wait_ready_again("limits", page.find("#limits-save"))
+    assert gateway.client.get("/api/ai/limits", headers=gateway.admin()).json()["perUser"]["requestsPerMinute"] == 1
+    page.find("#override-user").send_keys("vip")
+    page.find("#override-tokensPerDay").send_keys("5000")
+    page.wait_ready_again("limits", page.find("#override-save"))
+    assert page.all('#overrides tr[data-user="vip"]')
+    page.shot("limits")
+
+    assert chat(gateway, "openai/gpt-4o-mini", "carol") == 200
+    assert chat(gateway, "openai/gpt-4o-mini", "carol") == 429
+    page.go("audit")
+    Select(page.find("#filter-action")).select_by_value("RATE_LIMITED")
+    page.wait_ready_again("audit", page.find("#filter-apply"))
+    rows = page.all('#audit-table tbody tr[data-action="RATE_LIMITED"]')
+    assert len(rows) == 1
+    assert "requestsPerMinute" in rows[0].text
+    assert page.all('#audit-table tbody tr:not([data-action="RATE_LIMITED"])') == []
+
+
+def test_usage_filters_pages_and_exports(page: Page, gateway: Gateway, sql: SQL) -> None:
+    mini = gateway.enable("openai/gpt-4o-mini")
+    gateway.enable("openai/gpt-4o")
+    for i in range(55):
+        assert chat(gateway, "openai/gpt-4o-mini", f"u{i % 2}") == 200
+    assert chat(gateway, "openai/gpt-4o", "u0") == 200
+    wait_for(lambda: len(sql("SELECT 1 FROM ai.usage")) == 56)
+    page.sign_in()
+    page.go("usage")
+    assert len(page.all("#usage-table tbody tr")) == 50
+    assert page.find(".pager span").get_attribute("data-total") == "56"
+    page.wait_ready_again("usage", page.find('.pager button[data-action="next"]'))
+    assert len(page.all("#usage-table tbody tr")) == 6
+    page.shot("usage")
+    Select(page.find("#filter-configId")).select_by_value(mini)
+    page.find("#filter-user").send_keys("u1")
+    page.wait_ready_again("usage", page.find("#filter-apply"))
+    assert page.find(".pager span").get_attribute("data-total") == "27"
+    for row in page.all("#usage-table tbody tr"):
+        cells = row.find_elements(By.TAG_NAME, "td")
+        assert (cells[1].text, cells[2].text) == ("openai/gpt-4o-mini", "u1")
+    page.find("#csv").click()
+    WebDriverWait(page.driver, 10).until(lambda d: page.find("#csv + p").get_attribute("data-rows"))
+    assert page.find("#csv + p").get_attribute("data-rows") == "27"
+
+
+def test_stored_markup_is_shown_as_text_and_never_runs(page: Page, gateway: Gateway, sql: SQL) -> None:
+    payload = '<img src=x onerror="window.__pwned=1">'
+    sql(
+        "INSERT INTO ai.audit_logs (actor, action, details, ip_address) VALUES (%s, 'CONTENT_BLOCKED', %s, %s)",
+        ("<script>window.__pwned=2</script>", json.dumps({"model": payload, "userId": payload}), payload),
+    )
+    page.sign_in()
+    page.go("audit")
+    row = page.find("#audit-table tbody tr")
+    assert payload in row.text
+    assert "<script>window.__pwned=2</script>" in row.text
+    assert page.all("#view img") == [] and page.all("#view script") == []
+    assert page.driver.execute_script("return window.__pwned") is None
+    page.shot("audit")
+
+
+def test_connect_shows_the_base_url_and_snippets(page: Page, gateway: Gateway) -> None:
+    page.sign_in()
+    page.go("connect")
+    assert page.find("#base-url").text == gateway.url
+    snippets = [p.text for p in page.all("#view pre")][1:]
+    assert len(snippets) == 5
+    assert all(gateway.url in s for s in snippets)
+    assert any(f'base_url="{gateway.url}/api/ai/v1"' in s for s in snippets)
+    page.shot("connect")
