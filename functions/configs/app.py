@@ -1,4 +1,7 @@
-"""Models, configurations, limits and the admin web page (/dashboard/) behind a buffered function URL (the front door's default route)."""
+"""Models, configurations, limits and the admin web page (/dashboard/) behind a buffered function URL.
+
+It is the front door's default route.
+"""
 
 from aigateway.api import configs, dashboard, limits, openai_models
 from aigateway.api.app import build_app

@@ -1,8 +1,8 @@
-"""A real headless Chromium (Debian's `chromium` + `chromidriver`) driven by Selenium against a gateway.
+"""A real headless Chromium (Debian's `chromium` + `chromium-driver`) driven by Selenium against a gateway.
 
-Without the browser the tests skip on a workstation and fail in CI (`CI` set), so a CI machine
-that lost the browser cannot pass by skipping. Screenshots of each page go to SCREENSHOTS
-(`build/screenshots/`, printed by `make test`).
+Without the browser the tests skip on a workstation and fail in CI (`CI` or `REQUIRE_BROWSER` set,
+as .ci/run does), so a CI machine that lost the browser cannot pass by skipping. Screenshots of
+each page go to SCREENSHOTS (`build/screenshots/`, printed by `make test`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -33,17 +32,23 @@ def _binaries() -> tuple[str, str] | None:
 
 
 @pytest.fixture(scope="session")
-def chromium() -> Iterator[WebDriver]:
+def chromium() -> Iterator[webdriver.Chrome]:
     found = _binaries()
     if found is None:
         missing = "no chromium + chromedriver on PATH (apt-get install chromium chromium-driver)"
-        if os.environ.get("CI"):
+        if os.environ.get("CI") or os.environ.get("REQUIRE_BROWSER"):
             pytest.fail(f"the browser tests cannot run: {missing}")
         pytest.skip(missing)
     browser, driver_path = found
     opts = Options()
     opts.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1100"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,1100",
+    ):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
@@ -56,7 +61,7 @@ def chromium() -> Iterator[WebDriver]:
 class Page:
     """The dashboard of one gateway in the session's browser: navigation, waits and screenshots."""
 
-    def __init__(self, driver: WebDriver, gateway: Gateway) -> None:
+    def __init__(self, driver: webdriver.Chrome, gateway: Gateway) -> None:
         self.driver = driver
         self.gateway = gateway
         self.base = gateway.url + "/dashboard/"
@@ -101,6 +106,14 @@ class Page:
     def all(self, css: str) -> list[WebElement]:
         return self.driver.find_elements(By.CSS_SELECTOR, css)
 
+    def attr(self, el: WebElement, name: str) -> str:
+        value = el.get_attribute(name)
+        assert value is not None, f"no {name} on {el.tag_name}"
+        return value
+
+    def number(self, el: WebElement, name: str) -> float:
+        return float(self.attr(el, name))
+
     def shot(self, name: str) -> Path:
         path = SCREENSHOTS / f"{name}.png"
         height = self.driver.execute_script("return document.body.scrollHeight")
@@ -114,6 +127,6 @@ class Page:
 
 
 @pytest.fixture
-def page(chromium: WebDriver, gateway: Gateway) -> Iterator[Page]:
+def page(chromium: webdriver.Chrome, gateway: Gateway) -> Iterator[Page]:
     chromium.get_log("browser")  # drop what earlier tests logged
     yield Page(chromium, gateway)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -22,7 +23,7 @@ def chat(gw: Gateway, model: str, user: str = "user-1", text: str = "hi") -> int
     return r.status_code
 
 
-def summary(gw: Gateway, **params: str) -> dict:
+def summary(gw: Gateway, **params: str) -> dict[str, Any]:
     return gw.client.get("/api/ai/usage/summary", params=params, headers=gw.admin()).json()
 
 
@@ -59,22 +60,20 @@ def test_enable_a_model_then_the_charts_draw_the_traffic(page: Page, gateway: Ga
     page.reload("overview")
     page.shot("overview")
 
-    requests = page.find('svg[data-metric="requests"]')
-    assert float(requests.get_attribute("data-total")) == 5
-    bars = page.all('svg[data-metric="requests"] rect')
+    assert page.number(page.find('svg[data-metric="requests"]'), "data-total") == 5
     per_model: dict[str, float] = {}
-    for bar in bars:
-        per_model[bar.get_attribute("data-series")] = per_model.get(bar.get_attribute("data-series"), 0) + float(
-            bar.get_attribute("data-value")
-        )
+    for bar in page.all('svg[data-metric="requests"] rect'):
+        series = page.attr(bar, "data-series")
+        per_model[series] = per_model.get(series, 0) + page.number(bar, "data-value")
     assert per_model == {"openai/gpt-4o-mini": 3, "anthropic/claude-3.5-haiku": 2}
-    tokens = page.find('svg[data-metric="tokens"]')
-    assert int(float(tokens.get_attribute("data-total"))) == want["totalTokens"] > 0
-    cost = page.find('svg[data-metric="cost"]')
-    assert float(cost.get_attribute("data-total")) == pytest.approx(want["totalCostUsd"], abs=1e-6)
+    assert int(page.number(page.find('svg[data-metric="tokens"]'), "data-total")) == want["totalTokens"] > 0
+    cost = page.number(page.find('svg[data-metric="cost"]'), "data-total")
+    assert cost == pytest.approx(want["totalCostUsd"], abs=1e-6)
     assert page.find("#total-requests").text == "5"
-    users = {r.get_attribute("data-key"): float(r.get_attribute("data-value")) for r in page.all('svg[data-chart="top-users"] rect')}
-    assert users == {"alice": 3, "bob": 2}
+    top_users = page.all('svg[data-chart="top-users"] rect')
+    assert {page.attr(r, "data-key"): page.number(r, "data-value") for r in top_users} == {"alice": 3, "bob": 2}
+    top_models = page.all('svg[data-chart="top-models"] rect')
+    assert {page.attr(r, "data-key") for r in top_models} == {"openai/gpt-4o-mini", "anthropic/claude-3.5-haiku"}
     assert page.console_errors() == []
 
 

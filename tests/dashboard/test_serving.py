@@ -6,15 +6,23 @@ from tests.support import Gateway
 
 
 def test_files_carry_a_strict_policy(gateway: Gateway) -> None:
-    for path, media in [("/dashboard/", "text/html"), ("/dashboard/app.js", "text/javascript"),
-                        ("/dashboard/style.css", "text/css")]:
+    for path, media in [
+        ("/dashboard/", "text/html"),
+        ("/dashboard/app.js", "text/javascript"),
+        ("/dashboard/style.css", "text/css"),
+    ]:
         r = gateway.client.get(path)
         assert r.status_code == 200
         assert r.headers["content-type"].startswith(media)
         assert r.headers["x-content-type-options"] == "nosniff"
         csp = r.headers["content-security-policy"]
-        for part in ("default-src 'self'", "script-src 'self'", "object-src 'none'", "frame-ancestors 'none'",
-                     "base-uri 'none'"):
+        for part in (
+            "default-src 'self'",
+            "script-src 'self'",
+            "object-src 'none'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+        ):
             assert part in csp
         assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
         assert "set-cookie" not in r.headers

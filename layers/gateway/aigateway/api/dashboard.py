@@ -8,13 +8,14 @@ Every answer carries a strict Content-Security-Policy: scripts and styles only f
 no inline code, no frames, no plugins, requests only back to this origin. The page renders
 caller-influenced values as text nodes, so a stored `<img onerror=…>` stays text; the policy is
 the second wall if that ever slipped. The files are read on first request, not at import, so the
-configs function's cold start pays only for this module.
+configs function's cold start pays only for this module (no new imports: pathlib and
+starlette are loaded already).
 """
 
 from __future__ import annotations
 
 from functools import cache
-from importlib import resources
+from pathlib import Path
 
 from fastapi import APIRouter
 from starlette.responses import RedirectResponse, Response
@@ -24,6 +25,7 @@ from ..errors import not_found
 router = APIRouter(include_in_schema=False)
 
 PREFIX = "/dashboard/"
+_DIR = Path(__file__).resolve().parent.parent / "dashboard"
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -53,7 +55,7 @@ HEADERS = {
 
 @cache
 def _read(name: str) -> bytes:
-    return resources.files("aigateway").joinpath("dashboard", name).read_bytes()
+    return (_DIR / name).read_bytes()
 
 
 def _file(name: str) -> Response:
