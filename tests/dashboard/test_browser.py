@@ -213,3 +213,29 @@ def test_connect_shows_the_base_url_and_snippets(page: Page, gateway: Gateway) -
     assert all(gateway.url in s for s in snippets)
     assert any(f'base_url="{gateway.url}/api/ai/v1"' in s for s in snippets)
     page.shot("connect")
+
+
+def test_disable_from_the_models_page(page: Page, gateway: Gateway) -> None:
+    gateway.enable("openai/gpt-4o-mini")
+    page.sign_in()
+    page.go("models")
+    page.wait_ready_again("models", page.find('#configs tr[data-model="openai/gpt-4o-mini"] button.danger'))
+    assert page.all("#configs") == []
+    assert gateway.client.get("/api/ai/configurations", headers=gateway.admin()).json() == []
+    assert chat(gateway, "openai/gpt-4o-mini") == 400
+
+
+def test_every_page_draws_without_a_console_error_and_inline_script_is_refused(page: Page, gateway: Gateway) -> None:
+    gateway.enable("openai/gpt-4o-mini")
+    assert chat(gateway, "openai/gpt-4o-mini") == 200
+    page.sign_in()
+    for name in ("models", "credentials", "limits", "usage", "audit", "connect", "overview"):
+        page.go(name)
+        assert page.attr(page.find("#nav a.active"), "href").endswith("#" + name)
+    assert page.console_errors() == []
+    # The policy at work: a script element with inline code, added at run time, does not run.
+    page.driver.execute_script(
+        "const s = document.createElement('script'); s.textContent = 'window.__inline = 1'; document.body.append(s)"
+    )
+    assert page.driver.execute_script("return window.__inline") is None
+    assert any("Content Security Policy" in e for e in page.console_errors())
