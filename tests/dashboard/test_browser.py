@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -160,32 +163,46 @@ def test_a_limit_set_in_the_page_refuses_and_the_refusal_shows_in_the_audit(page
     assert len(rows) == 1
     assert "requestsPerMinute" in rows[0].text
     assert page.all('#audit-table tbody tr:not([data-action="RATE_LIMITED"])') == []
+    page.go("overview")
+    refused = {
+        page.attr(r, "data-key"): page.number(r, "data-value") for r in page.all('svg[data-chart="refusals"] rect')
+    }
+    assert refused == {"RATE_LIMITED": 1, "QUOTA_EXCEEDED": 0, "CONTENT_BLOCKED": 0}
 
 
-def test_usage_filters_pages_and_exports(page: Page, gateway: Gateway, sql: SQL) -> None:
+def test_usage_filters_pages_and_exports(page: Page, gateway: Gateway, sql: SQL, tmp_path: Path) -> None:
     mini = gateway.enable("openai/gpt-4o-mini")
     gateway.enable("openai/gpt-4o")
+    formula = "=1+1"  # a user id a spreadsheet would run as a formula
     for i in range(55):
-        assert chat(gateway, "openai/gpt-4o-mini", f"u{i % 2}") == 200
+        assert chat(gateway, "openai/gpt-4o-mini", "u0" if i % 2 == 0 else formula) == 200
     assert chat(gateway, "openai/gpt-4o", "u0") == 200
     wait_for(lambda: len(sql("SELECT 1 FROM ai.usage")) == 56)
     page.sign_in()
     page.go("usage")
     assert len(page.all("#usage-table tbody tr")) == 50
-    assert page.find(".pager span").get_attribute("data-total") == "56"
+    assert page.attr(page.find(".pager span"), "data-total") == "56"
     page.wait_ready_again("usage", page.find('.pager button[data-action="next"]'))
     assert len(page.all("#usage-table tbody tr")) == 6
     page.shot("usage")
     Select(page.find("#filter-configId")).select_by_value(mini)
-    page.find("#filter-user").send_keys("u1")
+    page.find("#filter-user").send_keys(formula)
     page.wait_ready_again("usage", page.find("#filter-apply"))
-    assert page.find(".pager span").get_attribute("data-total") == "27"
+    assert page.attr(page.find(".pager span"), "data-total") == "27"
     for row in page.all("#usage-table tbody tr"):
         cells = row.find_elements(By.TAG_NAME, "td")
-        assert (cells[1].text, cells[2].text) == ("openai/gpt-4o-mini", "u1")
+        assert (cells[1].text, cells[2].text) == ("openai/gpt-4o-mini", formula)
+
+    page.driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
     page.find("#csv").click()
-    WebDriverWait(page.driver, 10).until(lambda d: page.find("#csv + p").get_attribute("data-rows"))
-    assert page.find("#csv + p").get_attribute("data-rows") == "27"
+    csv_file = tmp_path / "usage.csv"
+    assert wait_for(csv_file.is_file, timeout=10)
+    rows = list(csv.DictReader(io.StringIO(csv_file.read_text())))
+    assert len(rows) == 27 == int(page.attr(page.find("#csv + p"), "data-rows"))
+    assert {r["userId"] for r in rows} == {"'" + formula}
+    assert {r["modelId"] for r in rows} == {"openai/gpt-4o-mini"}
+    want = sql("SELECT sum(input_tokens) AS t FROM ai.usage WHERE user_id = %s", (formula,))[0]["t"]
+    assert sum(int(r["inputTokens"]) for r in rows) == want
 
 
 def test_stored_markup_is_shown_as_text_and_never_runs(page: Page, gateway: Gateway, sql: SQL) -> None:

@@ -62,8 +62,9 @@ async function overview(view) {
   view.append(h('div', { class: 'grid' },
     card('Top models (requests)', hbars({ name: 'top-models', items: top(byModel.groups), format: int })),
     card('Top users (requests)', hbars({ name: 'top-users', items: top(byUser.groups), format: int })),
-    card('Refused calls', hbars({ name: 'refusals', items: REFUSALS.map((a, i) => ({ key: a, value: refusals[i].total })), format: int }),
-      h('p', { class: 'muted' }, 'Calls refused by the gateway\u2019s limits and content policy, from the audit log.'))));
+    card('Refused and blocked calls', hbars({ name: 'refusals', items: REFUSALS.map((a, i) => ({ key: a, value: refusals[i].total })), format: int }),
+      h('p', { class: 'muted' }, 'Calls refused by the gateway\u2019s limits and content policy, from the audit log. ' +
+        'Upstream failures are not stored in the database: on AWS they are in the stack\u2019s CloudWatch dashboard.'))));
   if (!names.length) view.append(h('p', { class: 'muted' }, 'No model is enabled yet: enable one on the Models page.'));
 }
 
