@@ -116,8 +116,8 @@ class Page:
 
     def shot(self, name: str) -> Path:
         path = SCREENSHOTS / f"{name}.png"
-        height = self.driver.execute_script("return document.body.scrollHeight")
-        self.driver.set_window_size(1280, max(800, min(int(height) + 40, 4000)))
+        height = self.driver.execute_script("return document.documentElement.scrollHeight")
+        self.driver.set_window_size(1280, max(800, min(int(height) + 160, 4000)))
         self.driver.save_screenshot(str(path))
         self.driver.set_window_size(1280, 1100)
         return path

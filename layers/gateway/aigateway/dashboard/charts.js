@@ -36,7 +36,7 @@ export function legend(names) {
 
 // Bars per day, stacked by series. days: ['2026-12-01', ...]; series: [{name, values: {day: n}}].
 export function stackedBars({ metric, days, series, format }) {
-  const width = 560, height = 220, left = 56, bottom = 24, top = 10;
+  const width = 400, height = 200, left = 50, bottom = 22, top = 10;
   const totals = days.map((d) => series.reduce((s, x) => s + (x.values[d] || 0), 0));
   const max = Math.max(...totals, 0);
   const grand = totals.reduce((a, b) => a + b, 0);
@@ -79,7 +79,7 @@ export function stackedBars({ metric, days, series, format }) {
 
 // Horizontal bars, one per item: [{key, value}], largest first.
 export function hbars({ name, items, format }) {
-  const rowH = 22, labelW = 190, width = 560;
+  const rowH = 20, labelW = 150, width = 400;
   const max = Math.max(...items.map((i) => i.value), 0);
   const svg = svgEl('svg', {
     viewBox: `0 0 ${width} ${Math.max(items.length, 1) * rowH + 4}`, width: '100%', role: 'img',
@@ -88,8 +88,8 @@ export function hbars({ name, items, format }) {
   if (!items.length) svg.append(text(0, 16, 'nothing in this period'));
   items.forEach((item, i) => {
     const y = i * rowH + 2;
-    const w = max ? ((width - labelW - 80) * item.value) / max : 0;
-    const label = item.key.length > 28 ? item.key.slice(0, 27) + '…' : item.key;
+    const w = max ? ((width - labelW - 50) * item.value) / max : 0;
+    const label = item.key.length > 24 ? item.key.slice(0, 23) + '…' : item.key;
     svg.append(text(0, y + 14, label));
     svg.append(svgEl('rect', {
       x: labelW, y, width: Math.max(w, 1).toFixed(1), height: rowH - 6, class: colourClass(i),
