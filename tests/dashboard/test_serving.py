@@ -48,3 +48,15 @@ def test_the_page_has_no_inline_code(gateway: Gateway) -> None:
         js = gateway.client.get("/dashboard/" + name).text
         assert "innerHTML" not in js and "outerHTML" not in js and "insertAdjacentHTML" not in js
         assert "eval(" not in js and "document.write" not in js
+
+
+def test_every_file_of_the_page_is_served_and_ships_in_the_package() -> None:
+    import tomllib
+    from pathlib import Path
+
+    from aigateway.api import dashboard
+
+    folder = Path(dashboard.__file__).resolve().parent.parent / "dashboard"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(dashboard._FILES)
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert "dashboard/*" in project["tool"]["setuptools"]["package-data"]["aigateway"]
