@@ -36,6 +36,7 @@ def test_a_wrong_key_is_refused_and_the_right_one_signs_in(page: Page) -> None:
     page.find("#signin button[type=submit]").click()
     WebDriverWait(page.driver, 10).until(lambda d: page.find("#signin-error").text)
     assert "not the admin API key" in page.find("#signin-error").text
+    page.shot("sign-in")
     assert page.driver.execute_script("return sessionStorage.length") == 0
     page.sign_in()
     assert page.driver.execute_script("return sessionStorage.length") == 1
