@@ -48,6 +48,7 @@ fmt: $(VENV)/.dev-installed
 
 ## `check`, then the whole test suite with a coverage report of the package.
 test: check
+	@echo "screenshots of the admin page (tests/dashboard, headless Chromium): $(CURDIR)/build/screenshots/"
 	$(BIN)/python -m pytest -q --cov=aigateway --cov-report=term:skip-covered --cov-fail-under=$(COV_FAIL_UNDER)
 
 lint: $(VENV)/.dev-installed

@@ -77,6 +77,16 @@ def test_configs_serve_the_catalog_configurations_and_model_list(configured: Buf
     assert openai.status == 200 and {m["id"] for m in openai.json()["data"]} == {CHAT, EMBED, IMAGE}
 
 
+def test_configs_serve_the_admin_page_from_the_layer(configured: BufferedEnvironment) -> None:
+    """The page's static files ship in the layer and leave the function with their safety headers."""
+    for path, media in (("/dashboard/", "text/html"), ("/dashboard/app.js", "text/javascript")):
+        r = configured.request("GET", path)
+        assert r.status == 200 and r.headers["content-type"].startswith(media), (path, r.body[:200])
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+        assert r.headers["x-content-type-options"] == "nosniff"
+    assert b'<script type="module" src="app.js">' in configured.request("GET", "/dashboard/").body
+
+
 def _charged(sql: SQL) -> int:
     return int(sql("SELECT coalesce(sum(tokens), 0) AS t FROM ai.quota_counters")[0]["t"])
 

@@ -136,6 +136,7 @@ FRONT_DOOR_ROUTES = {
     "/api/ai/audit*": "UsageFunction",
     "/api/ai/gateway/*": "GatewayKeysFunction",
     "/api/ai/credits": "GatewayKeysFunction",
+    "/dashboard*": "ConfigsFunction",
 }
 ORIGIN_SECRET_VALUE = {"Fn::Sub": "{{resolve:secretsmanager:${OriginVerifySecret}:SecretString}}"}
 # Each function's timeout: a parameter, or fixed seconds.

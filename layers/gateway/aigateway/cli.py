@@ -116,6 +116,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(f"Upstream: {settings.openrouter_base_url}")
     print(f"AI gateway:      {base}   (docs: {base}/docs)")
+    print(f"Admin page:      {base}/dashboard/   (sign in with the admin API key)")
     print(f"Admin API key:   {settings.access_api_key}")
     print(f"Demo user token: {user_token}")
     print(f"Anon key:        {anon_token}")

@@ -7,6 +7,7 @@ from . import (
     anthropic_messages,
     chat,
     configs,
+    dashboard,
     embeddings,
     gateway_keys,
     images,
@@ -31,5 +32,5 @@ def local_app(services: Services) -> GatewayApp:
         openai_models.router,
         anthropic_messages.router,
     ]
-    routers += [configs.router, limits.router, usage.router, gateway_keys.router]
+    routers += [configs.router, limits.router, usage.router, gateway_keys.router, dashboard.router]
     return build_app(*routers, services=services, title="AI Gateway (local)")
