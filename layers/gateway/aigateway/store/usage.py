@@ -27,6 +27,9 @@ class UsageRecord:
     key_source: str | None = None
     latency_ms: int | None = None
     created_at: str | None = None  # ISO time of the call; set when the record is spooled
+    cached: bool = False  # answered from the gateway's cache: cost 0, spends no quota
+    saved_usd: float | None = None  # what a cached answer would have cost upstream
+    batch_id: str | None = None  # the batch this call was an item of
     # Not columns: the caller's quota subject and the admission's quota hold (flows/metering.settle).
     # A record with a subject is charged when its row lands, live or replayed from the spool, once.
     charge_subject: str | None = None
@@ -43,11 +46,11 @@ class UsageRecord:
 
 _INSERT = """INSERT INTO {s}.usage
     (request_id, config_id, model_id, kind, input_tokens, output_tokens, image_count, image_resolution,
-     user_id, cost_usd, key_source, latency_ms, created_at, quota_charged)
+     user_id, cost_usd, key_source, latency_ms, created_at, quota_charged, cached, saved_usd, batch_id)
     VALUES (%(request_id)s, %(config_id)s, %(model_id)s, %(kind)s, NULLIF(%(input_tokens)s, 0),
             NULLIF(%(output_tokens)s, 0), NULLIF(%(image_count)s, 0), %(image_resolution)s, %(user_id)s,
             %(cost_usd)s, %(key_source)s, %(latency_ms)s, COALESCE(%(created_at)s::timestamptz, now()),
-            %(charged)s)
+            %(charged)s, %(cached)s, %(saved_usd)s, %(batch_id)s)
     ON CONFLICT (request_id) DO NOTHING"""
 
 
@@ -57,11 +60,11 @@ async def insert(db: Database, record: UsageRecord, *, charged: bool = False) ->
 
 
 # Settling calls: their usage rows, their quota charges and the release of their holds in one
-# statement, all or nothing (the `settle_calls` function of migration 011 says how a row is charged
-# exactly once).
+# statement, all or nothing (the `settle_calls` function of migrations 011 and 012 says how a row is
+# charged exactly once).
 _SETTLE = """SELECT {s}.settle_calls(%s::text[], %s::uuid[], %s::text[], %s::text[], %s::integer[],
     %s::integer[], %s::integer[], %s::text[], %s::text[], %s::numeric[], %s::text[], %s::integer[],
-    %s::timestamptz[], %s::text[], %s::bigint[])"""
+    %s::timestamptz[], %s::text[], %s::bigint[], %s::boolean[], %s::numeric[], %s::text[])"""
 _COLUMNS = (
     "request_id",
     "config_id",
@@ -78,6 +81,9 @@ _COLUMNS = (
     "created_at",
     "charge_subject",
     "hold_id",
+    "cached",
+    "saved_usd",
+    "batch_id",
 )
 
 
