@@ -14,6 +14,7 @@ from aigateway.errors import GatewayError
 from aigateway.flows import metering
 from aigateway.services import Services
 from aigateway.settings import Settings
+from aigateway.store import usage
 from aigateway.store.usage import UsageRecord
 
 from tests.support import SQL, MakeGateway
@@ -128,3 +129,39 @@ def test_a_statement_timeout_is_a_503_and_keeps_the_connection(base_settings: Se
         return status, same
 
     assert asyncio.run(run()) == (503, True)
+
+
+def test_a_cached_row_is_recorded_with_its_tokens_but_spends_no_quota(base_settings: Settings, sql: SQL) -> None:
+    """A call answered from the gateway's cache bought nothing upstream: its row keeps the tokens it
+    would have cost, its saving and its batch, and no counter moves; a bought call beside it in the
+    same settle is charged as usual."""
+    sql("TRUNCATE ai.quota_counters, ai.quota_holds")
+    svc = Services.from_settings(base_settings)
+    who = limits.Subject("user:" + "a" * 64, "user:u1")
+    tag = secrets.token_hex(4)
+    hit = UsageRecord(
+        request_id="hit-" + tag, model_id=MODEL, input_tokens=30, output_tokens=12, cost_usd=0.0,
+        cached=True, saved_usd=0.125, batch_id="b-" + tag, charge_subject=who.key,
+    )  # fmt: skip
+    bought = UsageRecord(
+        request_id="buy-" + tag, model_id=MODEL, input_tokens=5, output_tokens=2, cost_usd=0.5,
+        charge_subject=who.key,
+    )  # fmt: skip
+
+    async def run() -> None:
+        try:
+            await usage.settle(svc.db, [hit, bought])
+        finally:
+            await svc.aclose()
+
+    asyncio.run(run())
+    rows = sql(
+        "SELECT input_tokens + output_tokens AS t, cost_usd, saved_usd, batch_id, cached FROM ai.usage"
+        " WHERE request_id = %s",
+        ("hit-" + tag,),
+    )
+    assert [(r["t"], float(r["cost_usd"]), float(r["saved_usd"]), r["batch_id"], r["cached"]) for r in rows] == [
+        (42, 0.0, 0.125, "b-" + tag, True)
+    ]
+    assert _tokens(sql, "project", "") == 7  # only the bought call
+    assert _tokens(sql, "user", who.key) == 7
