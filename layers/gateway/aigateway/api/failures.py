@@ -1,7 +1,7 @@
 """The one place a failure becomes an HTTP answer, in the caller's dialect.
 
 Every kind of failure is first mapped to a `GatewayError` (`to_gateway_error`): our own errors
-as raised, request validation as 400 INVALID_INPUT naming the field, routing 404/405, anything
+as raised, request validation as 400 INVALID_INPUT naming the field (api/validation.py), routing 404/405, anything
 unexpected as a 500 carrying the request id (and nothing of its internals). The error is then
 rendered in the dialect of the route that failed:
 
@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from ..errors import INTERNAL_ERROR, INVALID_INPUT, METHOD_NOT_ALLOWED, GatewayError, not_found
+from . import validation
 from .responses import JSON
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,12 @@ def error_body(err: GatewayError, dialect: Dialect) -> dict[str, Any]:
         error = {"type": anthropic_error_type(err.status), "message": err.message, "code": err.code}
         return {"type": "error", **body, "error": error}
     if dialect == "openai":
-        body["error"] = {"message": err.message, "type": openai_error_type(err.status), "code": err.code, "param": None}
+        body["error"] = {
+            "message": err.message,
+            "type": openai_error_type(err.status),
+            "code": err.code,
+            "param": err.param,
+        }
     return body
 
 
@@ -95,23 +101,6 @@ def error_response(err: GatewayError, path: str, *, request_id: str | None = Non
     if request_id:
         headers["x-request-id"] = request_id
     return JSON(error_body(err, dialect_for(path)), status_code=err.status, headers=headers)
-
-
-def _field(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = [str(p) for p in loc]
-    if parts and parts[0] in ("body", "query", "path", "header"):
-        parts = parts[1:]
-    return ".".join(parts)
-
-
-def validation_message(errors: list[Any]) -> str:
-    """`Validation error: messages.0.role: Input should be ...`: the field first, then what is wrong."""
-    items = []
-    for e in errors:
-        where = _field(e.get("loc", ()))
-        msg = str(e.get("msg", "Invalid input"))
-        items.append(f"{where}: {msg}" if where else msg)
-    return "Validation error: " + ", ".join(items)
 
 
 def request_id_of(request: Request) -> str:
@@ -132,7 +121,8 @@ def to_gateway_error(request: Request, exc: Exception) -> GatewayError:
                 "Malformed JSON in request body",
                 "Please ensure your request body contains valid JSON",
             )
-        return GatewayError(INVALID_INPUT, 400, validation_message(errors))
+        message, param = validation.render(errors)
+        return GatewayError(INVALID_INPUT, 400, message, param=param)
     if isinstance(exc, HTTPException):
         if exc.status_code == 404:
             err = not_found(f"Endpoint {request.method} {request.url.path} not found")
