@@ -191,3 +191,10 @@ def test_token_id_inputs_are_refused_saying_what_to_set(gateway: Gateway) -> Non
     ).json()
     assert native["error"] == "INVALID_INPUT" and TOKEN_IDS_HINT in native["message"]
     assert len(oa.embeddings.create(model=EMBED, input=["hello", "world"]).data) == 2
+
+
+def test_retrieve_of_ids_no_configuration_can_hold_is_a_404(gateway: Gateway) -> None:
+    for model_id in ("x" * 300, "a%00b", "openai/gpt%00"):
+        r = httpx.get(gateway.url + "/api/ai/v1/models/" + model_id, headers=gateway.user())
+        error = openai_error(r, 404)
+        assert error["code"] == "AI_INVALID_MODEL" and len(error["message"]) < 300

@@ -26,7 +26,10 @@ async def list_models(svc: Svc, _: User) -> JSON:
 
 @router.get("/models/{model_id:path}")
 async def retrieve_model(model_id: str, svc: Svc, _: User) -> JSON:
-    found = await find_active_model(svc.db, model_id)
+    # An id no configuration can hold (configs.model_id is at most 255 characters of text, no NUL)
+    # is not looked up: it is simply not enabled.
+    storable = 0 < len(model_id) <= 255 and "\x00" not in model_id
+    found = await find_active_model(svc.db, model_id) if storable else None
     if found is None:
         raise GatewayError(
             AI_INVALID_MODEL,
