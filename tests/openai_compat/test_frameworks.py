@@ -5,8 +5,11 @@ output (its output arrives as a tool call made under `tool_choice: "required"`, 
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 from pydantic import BaseModel
@@ -18,6 +21,9 @@ from tests.support import SQL, Gateway, ServerThread, sim_chats, wait_usage
 
 MODEL = "openai/gpt-4o-mini"
 EMBED = "openai/text-embedding-3-small"
+_LITELLM = importlib.util.find_spec("litellm")  # located, not imported (its import reaches for the network)
+assert _LITELLM is not None and _LITELLM.origin
+_LITELLM_TOKENIZERS = Path(_LITELLM.origin).parent / "litellm_core_utils" / "tokenizers"
 
 
 def base(gw: Gateway) -> str:
@@ -49,6 +55,20 @@ def test_langchain_embeddings_with_text_inputs(gateway: Gateway) -> None:
     vectors = emb.embed_documents(["hello", "world"])
     assert len(vectors) == 2 and len(vectors[0]) == 1536 and vectors[0] != vectors[1]
     assert emb.embed_query("hello") == vectors[0]
+
+
+def test_langchain_embeddings_default_token_ids_get_the_400_saying_what_to_set(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default (`check_embedding_ctx_length=True`) tokenizes locally and sends token ids; the
+    caller sees the gateway's 400 naming the setting. tiktoken's cl100k table is read offline from
+    the copy the litellm package ships."""
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(_LITELLM_TOKENIZERS))
+    gateway.enable(EMBED, outputModality=["embeddings"])
+    emb = OpenAIEmbeddings(model=EMBED, base_url=base(gateway), api_key=gateway.token(), max_retries=0)  # type: ignore[arg-type]
+    with pytest.raises(openai.BadRequestError) as caught:
+        emb.embed_documents(["hello", "world"])
+    assert caught.value.param == "input" and "check_embedding_ctx_length=False" in caught.value.message
 
 
 class Weather(BaseModel):
