@@ -157,6 +157,13 @@ def test_union_fields_say_what_they_may_be(gateway: Gateway) -> None:
             "tool_choice: must be one of 'auto', 'none', 'required' or an object",
         ),
     ]
+    cases.append(  # a dict key in the path stays: it is the caller's, not a type's name
+        (
+            "/api/ai/v1/chat/completions",
+            {"model": MODEL, "messages": hi, "logit_bias": {"50256": "x"}},
+            "logit_bias.50256: must be a valid number, unable to parse string as a number",
+        )
+    )
     for path, body, expected in cases:
         r = gateway.client.post(path, json=body, headers=gateway.user())
         assert r.status_code == 400 and r.json()["message"] == "Validation error: " + expected, (path, r.text)

@@ -1,15 +1,16 @@
 """The one place a failure becomes an HTTP answer, in the caller's dialect.
 
 Every kind of failure is first mapped to a `GatewayError` (`to_gateway_error`): our own errors
-as raised, request validation as 400 INVALID_INPUT naming the field (api/validation.py), routing 404/405, anything
-unexpected as a 500 carrying the request id (and nothing of its internals). The error is then
-rendered in the dialect of the route that failed:
+as raised, request validation as 400 INVALID_INPUT naming the field (worded by api/validation.py
+for every dialect), routing 404/405, anything unexpected as a 500 carrying the request id (and
+nothing of its internals). The error is then rendered in the dialect of the route that failed:
 
 * native (`/api/ai/*`): `{"error": CODE, "message", "statusCode", "nextActions"?}`;
 * OpenAI (`/api/ai/v1/*`): the OpenAI SDKs read `body["error"]["message"]` and raise by HTTP
   status, so `error` is an object `{message, type, code, param}` (`code` = our code, `type` =
-  OpenAI's error type for the status), beside the same flat `message`, `statusCode`,
-  `nextActions` keys. Unknown paths and methods under `/api/ai/v1` answer in this shape too.
+  OpenAI's error type for the status, `param` = the request field at fault or null), beside the
+  same flat `message`, `statusCode`, `nextActions` keys. Unknown paths and methods, bodies over
+  the limit and front-door refusals under `/api/ai/v1` answer in this shape too.
 * Anthropic (`/api/ai/v1/messages*`): the Anthropic SDKs read `body["error"]["message"]` and
   raise by HTTP status, so the body is `{"type": "error", "error": {type, message, code}}`
   (`type` = Anthropic's error type for the status, `code` = ours) beside the same flat keys.

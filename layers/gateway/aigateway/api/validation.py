@@ -16,7 +16,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-_FIELD = re.compile(r"[a-z_][A-Za-z0-9_]*")
 _TYPE_NAMES = {"str", "int", "float", "bool", "bytes", "none", "dict", "list", "any"}
 # Error types that mean "the value is not of this member's type" rather than "it is, but wrong inside".
 _MISMATCH = re.compile(
@@ -46,7 +45,9 @@ class _Located:
 
 
 def _is_member(part: str) -> bool:
-    return part in _TYPE_NAMES or not _FIELD.fullmatch(part)
+    """A union member's name (`str`, `list[str]`, `literal[...]`, `constrained-str`, a model class),
+    not a field or a dict key (`logit_bias.50256`)."""
+    return part in _TYPE_NAMES or "[" in part or part.startswith("constrained-") or part[:1].isupper()
 
 
 def _locate(error: dict[str, Any]) -> _Located:
