@@ -205,3 +205,22 @@ def test_retrieve_of_ids_no_configuration_can_hold_is_a_404(gateway: Gateway) ->
         r = httpx.get(gateway.url + "/api/ai/v1/models/" + model_id, headers=gateway.user())
         error = openai_error(r, 404)
         assert error["code"] == "AI_INVALID_MODEL" and len(error["message"]) < 300
+
+
+def test_endpoints_not_served_raise_not_found_in_the_sdk(gateway: Gateway) -> None:
+    """The README's "Not served" list, called as the `openai` package calls it."""
+    gateway.enable(MODEL)
+    oa = client(gateway)
+    calls: list[Any] = [
+        lambda: oa.completions.create(model=MODEL, prompt="hi"),
+        lambda: oa.images.generate(model=MODEL, prompt="a fox"),
+        lambda: oa.moderations.create(input="hi"),
+        lambda: oa.files.list(),
+        lambda: oa.batches.list(),
+        lambda: oa.fine_tuning.jobs.list(),
+        lambda: oa.vector_stores.list(),
+    ]
+    for call in calls:
+        with pytest.raises(openai.NotFoundError) as caught:
+            call()
+        assert caught.value.code == "NOT_FOUND" and caught.value.type == "not_found_error"
