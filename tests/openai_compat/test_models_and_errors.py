@@ -224,3 +224,18 @@ def test_endpoints_not_served_raise_not_found_in_the_sdk(gateway: Gateway) -> No
         with pytest.raises(openai.NotFoundError) as caught:
             call()
         assert caught.value.code == "NOT_FOUND" and caught.value.type == "not_found_error"
+
+
+def test_responses_and_anthropic_unions_are_named_in_words(gateway: Gateway) -> None:
+    gateway.enable(MODEL)
+    cases = [
+        ("/api/ai/v1/responses", {"model": MODEL, "input": 5}, "input: must be a string or a list of input items"),
+        (
+            "/api/ai/v1/messages",
+            {"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": 5}]},
+            "messages.0.content: must be a string or a list of content blocks",
+        ),
+    ]
+    for path, body, expected in cases:
+        r = gateway.client.post(path, json=body, headers=gateway.user())
+        assert r.status_code == 400 and r.json()["error"]["message"] == "Validation error: " + expected, r.text

@@ -28,6 +28,8 @@ _WORDS = {
     "bool": ("a boolean", "booleans"),
     "none": ("null", "nulls"),
 }
+# What a tagged union's members are called, by the word all their model names contain.
+_KINDS = (("Part", "content parts"), ("Block", "content blocks"), ("Item", "input items"))
 _ROOTS = ("body", "query", "path", "header", "cookie")
 
 
@@ -80,8 +82,11 @@ def _plural(member: str) -> str:
         return _WORDS[member][1]
     if member.startswith("list["):
         return "lists of " + _plural(member[5:-1])
-    if member.startswith("tagged-union[") and all(n.endswith("Part") for n in member[13:-1].split(",")):
-        return "content parts"
+    if member.startswith("tagged-union["):
+        names = member[13:-1].split(",")
+        for word, words in _KINDS:
+            if all(word in n for n in names):
+                return words
     return "objects"
 
 
