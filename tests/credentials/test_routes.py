@@ -163,13 +163,21 @@ def test_credits_of_the_active_key(make_gw: Callable[..., Gw], sim: Sim) -> None
     r = gw.client.get("/api/ai/credits", headers=gw.admin())
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"usage", "limit", "remaining"} and body["limit"] is None and body["remaining"] is None
+    assert (
+        set(body) == {"usage", "limit", "remaining", "credits"} and body["limit"] is None and body["remaining"] is None
+    )
     assert isinstance(body["usage"], float)
-    assert sim.keys("/key") == [ENV_KEY]
+    assert body["credits"] == round(100.0 - body["usage"], 10)  # no key limit: the account's balance
+    assert sim.keys("/key") == [ENV_KEY] and sim.keys("/credits") == [ENV_KEY]
 
     assert set_key(gw, "sk-or-v1-nocredit-abcdef").status_code == 200
     r = gw.client.get("/api/ai/credits", headers=gw.admin())
-    assert r.json() == {"usage": 1.0, "limit": 1.0, "remaining": 0.0}
+    assert r.json() == {"usage": 1.0, "limit": 1.0, "remaining": 0.0, "credits": 0.0}
+
+    # A key that may not read the account's balance: the answer stands, `credits` unknown.
+    assert set_key(gw, "sk-or-v1-noaccount-abcdef").status_code == 200
+    r = gw.client.get("/api/ai/credits", headers=gw.admin())
+    assert r.status_code == 200 and r.json()["credits"] is None and r.json()["limit"] is None
 
     bare = make_gw(openrouter_api_key=None)
     bare.client.delete(ROUTE, headers=bare.admin())

@@ -285,6 +285,18 @@ def test_configs_handler(functions: Callable[[str], Function], lambda_env: dict[
     assert_same_connection(fn, conn)
 
 
+def test_configs_handler_serves_the_openai_model_object(
+    functions: Callable[[str], Function], lambda_env: dict[str, str], fresh: SQL
+) -> None:
+    """The front door's default route: `GET /api/ai/v1/models/{id}` with the id's slash as sent."""
+    fn = functions("configs")
+    enable(functions, lambda_env, CHAT_MODEL, ["text"], ["text"])
+    status, body, _ = fn.request("GET", f"/api/ai/v1/models/{CHAT_MODEL}", headers=user(lambda_env))
+    assert status == 200 and body["id"] == CHAT_MODEL and body["object"] == "model", body
+    status, body, _ = fn.request("GET", "/api/ai/v1/models/openai/not-enabled", headers=user(lambda_env))
+    assert status == 404 and body["error"]["type"] == "not_found_error" and body["error"]["code"] == "AI_INVALID_MODEL"
+
+
 def test_usage_handler(functions: Callable[[str], Function], lambda_env: dict[str, str], fresh: SQL) -> None:
     fn = functions("usage")
     fresh(

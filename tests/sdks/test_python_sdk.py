@@ -106,8 +106,10 @@ async def test_usage_and_credits(gateway: Gateway, sdk: InsforgeClient, sql: SQL
     by_config = await sdk.ai.get_usage_by_configuration(config_id)
     assert len(by_config) == 2 and all(x.prompt_tokens and x.config_id == config_id for x in by_config)
 
+    # `get_credits` parses `credits` and `usage`: both filled (no key limit: the account's balance).
     credits = await sdk.ai.get_credits()
-    assert credits.usage is not None
+    assert credits.usage is not None and credits.credits is not None
+    assert credits.credits == pytest.approx(100.0 - credits.usage)
 
 
 async def test_list_models_grouped(gateway: Gateway, sdk: InsforgeClient) -> None:

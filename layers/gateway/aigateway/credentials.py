@@ -327,7 +327,13 @@ async def validate_new_key(upstream: OpenRouterClient, key: str) -> None:
 
 
 async def credits(resolver: KeyResolver, upstream: OpenRouterClient) -> dict[str, float | None]:
-    """`{"usage", "limit", "remaining"}` of the active key from OpenRouter's `/key` (GET /api/ai/credits)."""
+    """`{"usage", "limit", "remaining", "credits"}` of the active key (GET /api/ai/credits).
+
+    `usage`, `limit` and `remaining` come from OpenRouter's `/key`. `credits` is what can still be
+    spent, the field the InsForge Python SDK reads: the key's `remaining` when it has a limit, else
+    the account's balance from `/credits` (total bought less total used), which OpenRouter answers
+    only for keys allowed to read it; otherwise null, never a failure of the whole answer.
+    """
     key = await resolver.resolve()
     try:
         data = await upstream.check_key(key.key)
@@ -340,7 +346,19 @@ async def credits(resolver: KeyResolver, upstream: OpenRouterClient) -> dict[str
     usage = _number(data.get("usage")) or 0.0
     limit = _number(data.get("limit"))
     remaining = None if limit is None else round(limit - usage, 10)
-    return {"usage": usage, "limit": limit, "remaining": remaining}
+    balance = remaining if remaining is not None else await _account_balance(upstream, key.key)
+    return {"usage": usage, "limit": limit, "remaining": remaining, "credits": balance}
+
+
+async def _account_balance(upstream: OpenRouterClient, key: str) -> float | None:
+    try:
+        body = await upstream.get_json("/credits", key, timeout_s=upstream.settings.key_validation_timeout_s)
+    except UpstreamFailure:
+        return None
+    data = body.get("data")
+    total = _number(data.get("total_credits")) if isinstance(data, dict) else None
+    used = _number(data.get("total_usage")) if isinstance(data, dict) else None
+    return None if total is None or used is None else round(total - used, 10)
 
 
 def _number(value: Any) -> float | None:

@@ -41,6 +41,7 @@ class GatewayError(Exception):
         message: str,
         next_actions: str | None = None,
         headers: dict[str, str] | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -48,6 +49,7 @@ class GatewayError(Exception):
         self.message = message
         self.next_actions = next_actions
         self.headers = headers or {}
+        self.param = param  # the request field at fault, where one is (OpenAI's `error.param`)
 
     def body(self) -> dict[str, Any]:
         out: dict[str, Any] = {"error": self.code, "message": self.message, "statusCode": self.status}

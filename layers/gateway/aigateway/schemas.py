@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 MAX_DEPTH = 64
@@ -231,8 +231,31 @@ class ImageRequest(RequestBody):
     storage: bool | None = None
 
 
+TEXT_ONLY_INPUT = (
+    "token ids are not accepted, send the text as a string or a list of strings"
+    " (LangChain: OpenAIEmbeddings(check_embedding_ctx_length=False))"
+)
+
+
+def _is_token_ids(value: Any) -> bool:
+    """`int[]` or `int[][]`: what OpenAI's embeddings API also takes, and LangChain sends by default."""
+    if not isinstance(value, list) or not value:
+        return False
+    rows = value if all(isinstance(v, list) for v in value) else [value]
+    return all(rows) and all(isinstance(t, int) and not isinstance(t, bool) for row in rows for t in row)
+
+
 class EmbeddingsRequest(RequestBody):
+    """Embedding inputs are text only: token ids are refused (docs/api.md#embeddings-native says why)."""
+
     model: ModelId
     input: str | list[str]
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: int | None = Field(default=None, ge=0, le=INT64_MAX)
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _no_token_ids(cls, value: Any) -> Any:
+        if _is_token_ids(value):
+            raise PydanticCustomError("token_ids", TEXT_ONLY_INPUT)
+        return value

@@ -1,15 +1,16 @@
 """The one place a failure becomes an HTTP answer, in the caller's dialect.
 
 Every kind of failure is first mapped to a `GatewayError` (`to_gateway_error`): our own errors
-as raised, request validation as 400 INVALID_INPUT naming the field, routing 404/405, anything
-unexpected as a 500 carrying the request id (and nothing of its internals). The error is then
-rendered in the dialect of the route that failed:
+as raised, request validation as 400 INVALID_INPUT naming the field (worded by api/validation.py
+for every dialect), routing 404/405, anything unexpected as a 500 carrying the request id (and
+nothing of its internals). The error is then rendered in the dialect of the route that failed:
 
 * native (`/api/ai/*`): `{"error": CODE, "message", "statusCode", "nextActions"?}`;
 * OpenAI (`/api/ai/v1/*`): the OpenAI SDKs read `body["error"]["message"]` and raise by HTTP
   status, so `error` is an object `{message, type, code, param}` (`code` = our code, `type` =
-  OpenAI's error type for the status), beside the same flat `message`, `statusCode`,
-  `nextActions` keys. Unknown paths and methods under `/api/ai/v1` answer in this shape too.
+  OpenAI's error type for the status, `param` = the request field at fault or null), beside the
+  same flat `message`, `statusCode`, `nextActions` keys. Unknown paths and methods, bodies over
+  the limit and front-door refusals under `/api/ai/v1` answer in this shape too.
 * Anthropic (`/api/ai/v1/messages*`): the Anthropic SDKs read `body["error"]["message"]` and
   raise by HTTP status, so the body is `{"type": "error", "error": {type, message, code}}`
   (`type` = Anthropic's error type for the status, `code` = ours) beside the same flat keys.
@@ -26,6 +27,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from ..errors import INTERNAL_ERROR, INVALID_INPUT, METHOD_NOT_ALLOWED, GatewayError, not_found
+from . import validation
 from .responses import JSON
 
 log = logging.getLogger(__name__)
@@ -84,7 +86,12 @@ def error_body(err: GatewayError, dialect: Dialect) -> dict[str, Any]:
         error = {"type": anthropic_error_type(err.status), "message": err.message, "code": err.code}
         return {"type": "error", **body, "error": error}
     if dialect == "openai":
-        body["error"] = {"message": err.message, "type": openai_error_type(err.status), "code": err.code, "param": None}
+        body["error"] = {
+            "message": err.message,
+            "type": openai_error_type(err.status),
+            "code": err.code,
+            "param": err.param,
+        }
     return body
 
 
@@ -95,23 +102,6 @@ def error_response(err: GatewayError, path: str, *, request_id: str | None = Non
     if request_id:
         headers["x-request-id"] = request_id
     return JSON(error_body(err, dialect_for(path)), status_code=err.status, headers=headers)
-
-
-def _field(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = [str(p) for p in loc]
-    if parts and parts[0] in ("body", "query", "path", "header"):
-        parts = parts[1:]
-    return ".".join(parts)
-
-
-def validation_message(errors: list[Any]) -> str:
-    """`Validation error: messages.0.role: Input should be ...`: the field first, then what is wrong."""
-    items = []
-    for e in errors:
-        where = _field(e.get("loc", ()))
-        msg = str(e.get("msg", "Invalid input"))
-        items.append(f"{where}: {msg}" if where else msg)
-    return "Validation error: " + ", ".join(items)
 
 
 def request_id_of(request: Request) -> str:
@@ -132,7 +122,8 @@ def to_gateway_error(request: Request, exc: Exception) -> GatewayError:
                 "Malformed JSON in request body",
                 "Please ensure your request body contains valid JSON",
             )
-        return GatewayError(INVALID_INPUT, 400, validation_message(errors))
+        message, param = validation.render(errors)
+        return GatewayError(INVALID_INPUT, 400, message, param=param)
     if isinstance(exc, HTTPException):
         if exc.status_code == 404:
             err = not_found(f"Endpoint {request.method} {request.url.path} not found")

@@ -169,17 +169,16 @@ def embeddings_body(answer: Answer[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def model_object(m: ActiveModel) -> dict[str, Any]:
+    """One enabled configuration as OpenAI's model object (`owned_by` = the id's provider prefix)."""
+    return {
+        "id": m.model_id,
+        "object": "model",
+        "created": int(m.created_at.timestamp()),
+        "owned_by": m.model_id.split("/", 1)[0] if "/" in m.model_id else "openrouter",
+    }
+
+
 def models_body(models: list[ActiveModel]) -> dict[str, Any]:
     """The enabled configurations — what a caller may use — as OpenAI's model list."""
-    return {
-        "object": "list",
-        "data": [
-            {
-                "id": m.model_id,
-                "object": "model",
-                "created": int(m.created_at.timestamp()),
-                "owned_by": m.model_id.split("/", 1)[0] if "/" in m.model_id else "openrouter",
-            }
-            for m in models
-        ],
-    }
+    return {"object": "list", "data": [model_object(m) for m in models]}

@@ -54,6 +54,7 @@ async def gate(svc: Services, model_id: str) -> Config:
             400,
             f"Model {model_id} is not enabled. Please contact your administrator to enable this model.",
             "Use a model from the enabled configurations, or ask an admin to enable this one.",
+            param="model",
         )
     return config
 

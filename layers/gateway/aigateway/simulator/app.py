@@ -38,7 +38,7 @@ from .catalog import filter_models_json, provider_name
 from .chat import generation_id, plan_chat, read_prompt
 from .controls import Controls, parse_controls
 from .embeddings import render_embeddings
-from .errors import INVALID_JSON, USER_ID, SimError, error_body, provider_error
+from .errors import INVALID_JSON, USER_ID, SimError, error_body, provider_error, simple_error
 from .render import render_response
 from .routing import (
     DEFAULT_MODEL,
@@ -196,6 +196,8 @@ class _Handlers:
             key = check_key(request.headers.get("authorization"))
         except SimError as exc:
             return self._fail(entry, exc)
+        if "noaccount" in key:  # OpenRouter answers the account balance to provisioning keys only
+            return self._fail(entry, SimError(403, simple_error(403, "Only provisioning keys can fetch credits")))
         total = 0.0 if "nocredit" in key else 100.0
         return _json(orjson.dumps({"data": {"total_credits": total, "total_usage": round(self.state.total_cost, 10)}}))
 

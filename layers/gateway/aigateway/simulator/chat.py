@@ -8,13 +8,15 @@ same text, tool calls and usage for the same request. What the answer is:
   per ``file`` part; after a ``role: tool`` message, ``"Simulated reply using the tool result: ..."``.
   Padded with filler words to at least ``x-sim-chunks`` words (default 5) and split into that many
   chunks (the first without, the others with a leading space). ``max_tokens`` /
-  ``max_completion_tokens`` smaller than the word count truncates it (``finish_reason: "length"``).
+  ``max_completion_tokens`` smaller than the word count truncates it (``finish_reason: "length"``);
+  ``stop`` sequences cut it at the first occurrence (``finish_reason: "stop"``; :mod:`.decoding`,
+  which also gives OpenAI-shaped ``logprobs`` per token when asked).
   ``response_format`` ``json_object`` / ``json_schema`` gives a JSON object instead (built from the
   schema's properties), split by characters.
-* **tool calls** when ``tools`` has functions, ``tool_choice`` is not ``"none"`` and the last
-  message is not a tool result: one call to the first (or the named) tool, or ``x-sim-tool-calls``
-  calls cycling through the tools unless ``parallel_tool_calls`` is false. Arguments are built
-  from the parameter schema (strings ``"Paris"`` or the first enum value, numbers 1, booleans true).
+* **tool calls** when ``tools`` has functions and ``tool_choice`` asks for one this turn (see
+  :mod:`.tools`: ``"auto"`` until a tool result is last, ``"required"`` and a named function on
+  every turn, ``"none"`` never): one call to the first (or the named) tool, or ``x-sim-tool-calls``
+  calls cycling through the tools unless ``parallel_tool_calls`` is false.
 * **image** when ``modalities`` contains ``"image"``: content ``"Here is your image."`` and one PNG
   data URL in ``images`` (see :mod:`.images`).
 * ``:thinking`` model variant, or a ``reasoning`` / ``reasoning_effort`` request field that is not
@@ -42,8 +44,10 @@ import orjson
 
 from .catalog import provider_name
 from .controls import Controls
+from .decoding import cut_at_stop, stop_sequences, token_logprobs, wants_logprobs
 from .errors import SimError, error_body
 from .images import image_data_url, image_size
+from .tools import plan_tool_calls, sample
 from .usage import IMAGE_OUTPUT_TOKENS, IMAGE_PART_TOKENS, MESSAGE_OVERHEAD, TOOL_CALL_TOKENS, chat_usage
 
 __all__ = [
@@ -66,10 +70,6 @@ def generation_id(now: int | None = None) -> str:
     return f"gen-{int(time.time()) if now is None else now}-{''.join(random.choices(_ALNUM, k=20))}"
 
 
-def _call_id() -> str:
-    return "call_" + "".join(random.choices(_ALNUM, k=24))
-
-
 def _bad_request(message: str) -> SimError:
     return SimError(400, error_body(400, message))
 
@@ -82,6 +82,7 @@ class Prompt:
     last_role: str = "user"
     last_user_text: str = ""
     last_tool_text: str = ""
+    called: set[str] = field(default_factory=set)  # tools the assistant already called
     images: int = 0
     files: list[tuple[str, str]] = field(default_factory=list)
 
@@ -126,6 +127,12 @@ def read_prompt(messages: object) -> Prompt:
             prompt.last_user_text, prompt.images, prompt.files = text, images, files
         elif role == "tool":
             prompt.last_tool_text = text
+        elif role == "assistant" and isinstance(message.get("tool_calls"), list):
+            for call in message["tool_calls"]:
+                fn = call.get("function") if isinstance(call, dict) else None
+                name = fn.get("name") if isinstance(fn, dict) else None
+                if isinstance(name, str):
+                    prompt.called.add(name)
     return prompt
 
 
@@ -146,6 +153,7 @@ class ChatPlan:
     images: list[dict[str, Any]]
     finish_reason: str
     usage: dict[str, Any]
+    logprobs: list[list[dict[str, Any]]] | None = None  # per chunk, when `logprobs: true`
 
 
 def _snippet(text: str) -> str:
@@ -172,45 +180,6 @@ def _split_chars(text: str, count: int) -> list[str]:
     count = max(1, min(count, len(text)))
     bounds = [len(text) * i // count for i in range(count + 1)]
     return [text[bounds[i] : bounds[i + 1]] for i in range(count)]
-
-
-def _sample(schema: object, depth: int = 0) -> Any:
-    """A small value that satisfies a JSON schema well enough for tests."""
-    if not isinstance(schema, dict):
-        return "Paris"
-    if isinstance(schema.get("enum"), list) and schema["enum"]:
-        return schema["enum"][0]
-    if "const" in schema:
-        return schema["const"]
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "string")
-    if kind in ("number", "integer"):
-        return 1
-    if kind == "boolean":
-        return True
-    if kind == "array":
-        return []
-    if kind == "null":
-        return None
-    if kind == "object" or "properties" in schema:
-        props = schema.get("properties")
-        if depth >= 5 or not isinstance(props, dict):
-            return {}
-        return {name: _sample(sub, depth + 1) for name, sub in props.items()}
-    return "Paris"
-
-
-def _function_tools(tools: object) -> list[dict[str, Any]]:
-    if not isinstance(tools, list):
-        return []
-    found = []
-    for tool in tools:
-        if isinstance(tool, dict) and tool.get("type", "function") == "function":
-            fn = tool.get("function")
-            if isinstance(fn, dict) and isinstance(fn.get("name"), str):
-                found.append(fn)
-    return found
 
 
 def _plugin(body: dict[str, Any], plugin_id: str) -> dict[str, Any] | None:
@@ -256,25 +225,6 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
     return None
 
 
-def _tool_calls(body: dict[str, Any], prompt: Prompt, controls: Controls) -> list[tuple[str, str, str]]:
-    tools = _function_tools(body.get("tools"))
-    choice = body.get("tool_choice")
-    if not tools or choice == "none" or prompt.last_role == "tool":
-        return []
-    if isinstance(choice, dict):
-        wanted = (choice.get("function") or {}).get("name")
-        tools = [t for t in tools if t["name"] == wanted] or tools
-    count = controls.tool_calls if body.get("parallel_tool_calls") is not False else 1
-    return [
-        (
-            _call_id(),
-            tool["name"],
-            orjson.dumps(_sample(tool.get("parameters") or {"type": "object"})).decode(),
-        )
-        for tool in islice(cycle(tools), count)
-    ]
-
-
 def plan_chat(body: dict[str, Any], prompt: Prompt, model: str, controls: Controls) -> ChatPlan:
     """Decide the whole answer for ``model`` (the one that serves after fallbacks)."""
     variant = model.partition(":")[2]
@@ -296,11 +246,17 @@ def plan_chat(body: dict[str, Any], prompt: Prompt, model: str, controls: Contro
         content = _IMAGE_TEXT
         chunks = _split_words(content.split(), controls.chunks)
     else:
-        tool_calls = _tool_calls(body, prompt, controls)
+        tool_calls = plan_tool_calls(body, prompt.last_role, prompt.called, controls.tool_calls)
         if tool_calls:
             content, chunks, finish = "", [], "tool_calls"
         else:
             content, chunks, finish = _text_reply(body, prompt, snippet, controls)
+            stopped = cut_at_stop(chunks, stop_sequences(body))
+            if stopped is not None:
+                chunks, finish = stopped, "stop"
+                content = "".join(chunks)
+    asked, top = wants_logprobs(body)
+    logprobs = [token_logprobs(chunk, top) for chunk in chunks] if asked else None
 
     reasoning: str | None = None
     reasoning_chunks: list[str] = []
@@ -356,6 +312,7 @@ def plan_chat(body: dict[str, Any], prompt: Prompt, model: str, controls: Contro
         images=images,
         finish_reason=finish,
         usage=usage,
+        logprobs=logprobs,
     )
 
 
@@ -375,7 +332,7 @@ def _text_reply(body: dict[str, Any], prompt: Prompt, snippet: str, controls: Co
     if kind in ("json_object", "json_schema"):
         assert isinstance(response_format, dict)
         schema = (response_format.get("json_schema") or {}).get("schema") if kind == "json_schema" else None
-        value = _sample(schema) if isinstance(schema, dict) else {"reply": text}
+        value = sample(schema) if isinstance(schema, dict) else {"reply": text}
         content = orjson.dumps(value).decode()
         return content, _split_chars(content, controls.chunks), "stop"
 

@@ -48,7 +48,7 @@ def render_response(plan: ChatPlan) -> bytes:
             "created": plan.created,
             "choices": [
                 {
-                    "logprobs": None,
+                    "logprobs": _logprobs(plan),
                     "finish_reason": plan.finish_reason,
                     "native_finish_reason": plan.finish_reason,
                     "index": 0,
@@ -62,6 +62,22 @@ def render_response(plan: ChatPlan) -> bytes:
 
 
 _OPEN_TAIL = b',"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}\n\n'
+
+
+def _logprobs(plan: ChatPlan) -> dict[str, Any] | None:
+    if plan.logprobs is None:
+        return None
+    return {"content": [entry for chunk in plan.logprobs for entry in chunk], "refusal": None}
+
+
+def _tail(logprobs: list[dict[str, Any]] | None) -> bytes:
+    """A body frame's end: `logprobs: null`, or the tokens of this frame's content."""
+    if logprobs is None:
+        return _OPEN_TAIL
+    entries = orjson.dumps({"content": logprobs, "refusal": None})
+    return b',"finish_reason":null,"native_finish_reason":null,"logprobs":' + entries + b"}]}\n\n"
+
+
 _EMPTY_DELTA = b'{"role":"assistant","content":""}'
 
 
@@ -123,14 +139,18 @@ def render_stream(plan: ChatPlan) -> StreamFrames:
                 "reasoning_details": [{"type": "reasoning.text", "text": piece, "format": "unknown", "index": 0}],
             }
         )
-    deltas.extend({"role": "assistant", "content": piece} for piece in plan.chunks)
+    body = [head + dumps(delta) + _OPEN_TAIL for delta in deltas]
+    for i, piece in enumerate(plan.chunks):
+        per_chunk = plan.logprobs[i] if plan.logprobs is not None else None
+        body.append(head + dumps({"role": "assistant", "content": piece}) + _tail(per_chunk))
+    deltas = []
     if plan.tool_calls:
         deltas.extend(_tool_deltas(plan.tool_calls))
     if plan.annotations:
         deltas.append({"role": "assistant", "content": "", "annotations": plan.annotations})
     if plan.images:
         deltas.append({"role": "assistant", "content": "", "images": plan.images})
-    body = [head + dumps(delta) + _OPEN_TAIL for delta in deltas]
+    body += [head + dumps(delta) + _OPEN_TAIL for delta in deltas]
     reason = plan.finish_reason.encode()
     finish = (
         head

@@ -4,7 +4,8 @@ Behaviour is chosen by the key and the model id so a test can provoke each error
 
 * key (``Authorization: Bearer <key>``): missing → 401 "No auth credentials found"; contains
   ``invalid`` or ``revoked`` → 401 "User not found."; contains ``nocredit`` → 402 on
-  chat/embeddings; contains ``ratelimited`` → 429 with ``Retry-After`` on chat/embeddings.
+  chat/embeddings; contains ``ratelimited`` → 429 with ``Retry-After`` on chat/embeddings;
+  contains ``noaccount`` → 403 on ``/credits`` (the account balance, for provisioning keys only).
 * model id: must be ``author/slug[:variant]`` (400 "<id> is not a valid model ID"); a slug
   containing ``nonexistent`` → 404 "No endpoints found for <id>."; a slug containing ``-down`` is
   unavailable (502) — the ``models`` fallbacks are then tried in order and the first available one

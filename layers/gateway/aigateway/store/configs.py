@@ -51,6 +51,14 @@ async def list_active_models(db: Database) -> list[ActiveModel]:
     return [ActiveModel(r["model_id"], r["created_at"]) for r in rows]
 
 
+async def find_active_model(db: Database, model_id: str) -> ActiveModel | None:
+    """One enabled model by id, or None when it is not enabled (the OpenAI dialect's model object)."""
+    row = await db.fetchone(
+        "SELECT model_id, created_at FROM {s}.configs WHERE is_active AND model_id = %s", (model_id,)
+    )
+    return ActiveModel(row["model_id"], row["created_at"]) if row else None
+
+
 def is_uuid(value: str) -> bool:
     try:
         uuid.UUID(value)
