@@ -36,6 +36,8 @@ class Services:
     db: Database
     # When expired limit-window rows were last swept (monotonic seconds; limits.sweep_now_and_then).
     limits_swept_at: float | None = None
+    # When this process last kept the cache under its total size cap (flows/response_cache.py).
+    cache_evicted_at: float | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
