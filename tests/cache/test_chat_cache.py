@@ -7,11 +7,12 @@ from typing import Any
 import httpx
 import pytest
 from openai import OpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.support import SQL, Gateway, ServerThread, sim_chats, sse_events, wait_usage
 
 MODEL = "openai/gpt-4o-mini"
-HELLO = [{"role": "user", "content": "Tell me about caching answers"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Tell me about caching answers"}]
 CACHE = {"ttlSeconds": 600, "scope": "project"}
 NATIVE = "/api/ai/chat/completion"
 OPENAI = "/api/ai/v1/chat/completions"
@@ -85,28 +86,28 @@ def test_changing_a_shaping_field_misses(gateway: Gateway, simulator: ServerThre
 def test_admin_system_prompt_and_openai_fields_are_in_the_key(gateway: Gateway, simulator: ServerThread) -> None:
     cid = gateway.enable(MODEL, systemPrompt="First prompt.", cache=CACHE)
     client = OpenAI(base_url=gateway.url + "/api/ai/v1", api_key=gateway.token())
-    first = client.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)  # type: ignore[arg-type]
+    first = client.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)
     assert first.headers["x-gateway-cache"] == "MISS"
     assert (
         client.chat.completions.with_raw_response.create(
             model=MODEL,
-            messages=HELLO,  # type: ignore[arg-type]
+            messages=HELLO,
         ).headers["x-gateway-cache"]
         == "HIT"
     )
     fmt = client.chat.completions.with_raw_response.create(
         model=MODEL,
         messages=HELLO,
-        response_format={"type": "json_object"},  # type: ignore[arg-type]
+        response_format={"type": "json_object"},
     )
     assert fmt.headers["x-gateway-cache"] == "MISS"
-    seeded = client.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO, seed=7)  # type: ignore[arg-type]
+    seeded = client.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO, seed=7)
     assert seeded.headers["x-gateway-cache"] == "MISS"
     r = gateway.client.patch(
         f"/api/ai/configurations/{cid}", json={"systemPrompt": "Second prompt."}, headers=gateway.admin()
     )
     assert r.status_code == 200
-    again = client.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)  # type: ignore[arg-type]
+    again = client.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)
     assert again.headers["x-gateway-cache"] == "MISS"
     assert len(sim_chats(simulator.url)) == 4
 
@@ -114,8 +115,8 @@ def test_admin_system_prompt_and_openai_fields_are_in_the_key(gateway: Gateway, 
 def test_openai_hit_parses_like_the_miss(gateway: Gateway) -> None:
     gateway.enable(MODEL, cache=CACHE)
     client = OpenAI(base_url=gateway.url + "/api/ai/v1", api_key=gateway.token())
-    miss = client.chat.completions.create(model=MODEL, messages=HELLO)  # type: ignore[arg-type]
-    hit = client.chat.completions.create(model=MODEL, messages=HELLO)  # type: ignore[arg-type]
+    miss = client.chat.completions.create(model=MODEL, messages=HELLO)
+    hit = client.chat.completions.create(model=MODEL, messages=HELLO)
     assert hit.choices[0].message.content == miss.choices[0].message.content
     assert hit.usage == miss.usage and hit.model == miss.model
     assert hit.choices[0].finish_reason == miss.choices[0].finish_reason
@@ -162,7 +163,7 @@ def test_request_controls(gateway: Gateway, simulator: ServerThread, sql: SQL) -
     r = client.chat.completions.with_raw_response.create(
         model=MODEL,
         messages=HELLO,
-        extra_body={"cache": False},  # type: ignore[arg-type]
+        extra_body={"cache": False},
     )
     assert r.headers["x-gateway-cache"] == "BYPASS"
 
@@ -242,7 +243,7 @@ def test_streamed_miss_fills_the_cache_for_plain(gateway: Gateway, simulator: Se
     headers, lines = _stream(gateway, OPENAI, {})
     assert headers["x-gateway-cache"] == "MISS"
     client = OpenAI(base_url=gateway.url + "/api/ai/v1", api_key=gateway.token())
-    raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)  # type: ignore[arg-type]
+    raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)
     assert raw.headers["x-gateway-cache"] == "HIT"
     import json
 
