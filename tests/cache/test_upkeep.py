@@ -88,7 +88,8 @@ def test_stats_and_purges_are_audited(gateway: Gateway, sql: SQL) -> None:
     stats = gateway.client.get("/api/ai/cache", headers=admin).json()
     assert stats["entries"] == 3 and stats["bytes"] > 0 and stats["maxTotalBytes"] > 0
     assert {(m["modelId"], m["entries"]) for m in stats["models"]} == {(MODEL, 2), (OTHER, 1)}
-    last = wait_usage(sql, 4) and gateway.client.get("/api/ai/cache", headers=admin).json()["last30Days"]
+    wait_usage(sql, 4)
+    last = gateway.client.get("/api/ai/cache", headers=admin).json()["last30Days"]
     assert last["hits"] == 1 and last["requests"] == 4 and last["hitRate"] == 0.25 and last["savedUsd"] > 0
 
     r = gateway.client.delete("/api/ai/cache", headers=admin)
