@@ -254,3 +254,27 @@ def test_streamed_miss_fills_the_cache_for_plain(gateway: Gateway, simulator: Se
     )
     assert raw.parse().choices[0].message.content == streamed
     assert len(sim_chats(simulator.url)) == 1
+
+
+def test_anthropic_messages_share_the_entry(gateway: Gateway, simulator: ServerThread) -> None:
+    """Every door runs the chat flow: Anthropic Messages calls are cached too, plain and streamed."""
+    from anthropic import Anthropic
+
+    gateway.enable(MODEL, cache=CACHE)
+    client = Anthropic(base_url=gateway.url + "/api/ai", api_key=gateway.token(), max_retries=0, timeout=20)
+    first = client.messages.with_raw_response.create(
+        model=MODEL, max_tokens=300, messages=[{"role": "user", "content": "Shared door"}]
+    )
+    assert first.headers["x-gateway-cache"] == "MISS"
+    second = client.messages.with_raw_response.create(
+        model=MODEL, max_tokens=300, messages=[{"role": "user", "content": "Shared door"}]
+    )
+    assert second.headers["x-gateway-cache"] == "HIT"
+    a, b = first.parse(), second.parse()
+    assert a.content == b.content and a.usage.input_tokens == b.usage.input_tokens
+    with client.messages.stream(
+        model=MODEL, max_tokens=300, messages=[{"role": "user", "content": "Shared door"}]
+    ) as stream:
+        streamed = "".join(stream.text_stream)
+    assert [block.text for block in a.content if block.type == "text"] == [streamed]
+    assert len(sim_chats(simulator.url)) == 1
