@@ -37,6 +37,7 @@ async def embeddings(
     from .embeddings import call, served_model, usage_record
     from .metering import releasing
 
+    # The plan says whether to read and store; the keys are per input, below (not the plan's).
     plan = cache.plan_for(settings, prep.ctx.cache_control, req.cache, lambda scope: b"")
     assert plan is not None
     subject = prep.admission.subject.key

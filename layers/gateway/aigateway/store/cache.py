@@ -79,12 +79,16 @@ async def put(db: Database, entries: list[NewEntry]) -> None:
     await db.execute(_PUT, [[getattr(e, c) for e in unique] for c in columns])
 
 
-# Expired entries first, then the oldest live ones until the rest fits in `cap` bytes.
+# Expired entries first, then the oldest live ones until the rest fits in `cap` bytes. The ranking
+# (a sort of every live entry) runs only when the live entries are over the cap; summing their
+# sizes is one pass without a sort.
 _EVICT = """WITH expired AS (
     DELETE FROM {s}.cache_entries WHERE expires_at <= now() RETURNING 1
+), live AS (
+    SELECT COALESCE(sum(bytes), 0) AS total FROM {s}.cache_entries WHERE expires_at > now()
 ), ranked AS (
     SELECT key, sum(bytes) OVER (ORDER BY created_at DESC, key DESC) AS running
-      FROM {s}.cache_entries WHERE expires_at > now()
+      FROM {s}.cache_entries WHERE expires_at > now() AND (SELECT total FROM live) > %(cap)s
 ), over AS (
     DELETE FROM {s}.cache_entries c USING ranked r WHERE c.key = r.key AND r.running > %(cap)s RETURNING 1
 ) SELECT (SELECT count(*) FROM expired) AS expired, (SELECT count(*) FROM over) AS evicted"""
