@@ -1,4 +1,4 @@
-"""The chat flow, top to bottom: validate → gate → system prompt → policy → limits → key → call.
+"""The chat flow, top to bottom: validate → gate → system prompt → policy → limits → cache → key → call.
 
 `answer` returns a finished `Answer`; `stream` returns a `ChatStream`, the open upstream stream
 with the step that settles it. Shaping either for the caller belongs to the route's dialect

@@ -19,7 +19,6 @@ import orjson
 
 from .. import cache
 from ..cache import CachePlan, StreamRecorder
-from ..errors import GatewayError
 from ..sse import DONE, Event
 from ..store import cache as store
 from ..store.cache import Entry, NewEntry
@@ -59,8 +58,8 @@ async def lookup(svc: Services, plan: CachePlan | None) -> Entry | None:
 async def get_many(svc: Services, keys: list[bytes]) -> dict[bytes, Entry]:
     try:
         return await store.get(svc.db, keys)
-    except GatewayError:
-        log.warning("cache lookup failed; answering from the upstream")
+    except Exception as exc:  # the cache never fails a call: a lookup that fails is a miss
+        log.warning("cache lookup failed (%s); answering from the upstream", type(exc).__name__)
         return {}
 
 
@@ -115,8 +114,8 @@ async def put(svc: Services, entries: list[NewEntry]) -> None:
     try:
         await store.put(svc.db, entries)
         await _evict_now_and_then(svc)
-    except GatewayError:
-        log.warning("storing a cache entry failed; the answer is served uncached")
+    except Exception as exc:  # the answer is paid for and on its way: never fail it for the cache
+        log.warning("storing a cache entry failed (%s); the answer is served uncached", type(exc).__name__)
 
 
 async def _evict_now_and_then(svc: Services) -> None:
