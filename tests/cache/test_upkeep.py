@@ -152,3 +152,22 @@ def test_a_hit_passes_limits_and_spends_no_quota(gateway: Gateway, sql: SQL) -> 
     live = next(r for r in rows if not r["cached"])
     assert [int(s["tokens"]) for s in spent] == [live["input_tokens"] + live["output_tokens"]]
     assert sql("SELECT count(*) AS n FROM ai.quota_holds")[0]["n"] == 0  # the hit's hold was dropped
+
+
+def test_hot_entries_in_process_still_bill_and_purge_at_once(
+    make_gateway: MakeGateway, sql: SQL, simulator: ServerThread
+) -> None:
+    """With a configuration cache TTL, a process keeps the entries it used: a repeated hit needs no
+    database lookup, is still billed as a cached row, and a purge in this process applies at once."""
+    gw = make_gateway(config_cache_ttl_s=60.0)
+    gw.enable(MODEL, cache=CACHE)
+    _chat(gw, "hot question")
+    sql("DELETE FROM ai.cache_entries")  # as another process's purge would: this one still has it
+    for _ in range(2):
+        assert _chat(gw, "hot question").headers["x-gateway-cache"] == "HIT"
+    rows = wait_usage(sql, 3)
+    assert [r["cached"] for r in rows] == [False, True, True]
+    r = gw.client.delete("/api/ai/cache", params={"all": "true"}, headers=gw.admin())
+    assert r.status_code == 200
+    assert _chat(gw, "hot question").headers["x-gateway-cache"] == "MISS"
+    assert len(sim_chats(simulator.url)) == 2

@@ -24,13 +24,17 @@ import base64
 import hashlib
 import re
 import sys
+import time
 from array import array
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .store.cache import Entry
 
 HIT, MISS, BYPASS = "HIT", "MISS", "BYPASS"
 HEADER = "X-Gateway-Cache"
@@ -256,6 +260,54 @@ class StreamRecorder:
         if self.usage is not None:
             out["usage"] = self.usage
         return out
+
+
+# ---- the per-process copy of hot entries ------------------------------------------------------
+
+
+class HotEntries:
+    """Entries this process read or stored lately, kept for at most `ttl_s` (and never past their
+    own expiry), least recently used dropped past `max_bytes`.
+
+    A repeated hit in a warm process (a Lambda environment serving the same app, the local server)
+    then costs no database round trip for its lookup. The price is the configuration cache's: a
+    purge takes effect at once in the process that made it and within `ttl_s` in every other.
+    """
+
+    def __init__(self, ttl_s: float, max_bytes: int = 8 * 1024 * 1024) -> None:
+        self.ttl_s = ttl_s
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[bytes, tuple[float, Entry]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: bytes) -> Entry | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        if item[0] <= time.monotonic():
+            self._drop(key)
+            return None
+        self._items.move_to_end(key)
+        return item[1]
+
+    def put(self, key: bytes, entry: Entry) -> None:
+        life = min(self.ttl_s, entry.expires_in_s)
+        if life <= 0 or len(entry.body) > self.max_bytes:
+            return
+        self._drop(key)
+        self._items[key] = (time.monotonic() + life, entry)
+        self._bytes += len(entry.body)
+        while self._bytes > self.max_bytes:
+            self._drop(next(iter(self._items)))
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._bytes = 0
+
+    def _drop(self, key: bytes) -> None:
+        item = self._items.pop(key, None)
+        if item is not None:
+            self._bytes -= len(item[1].body)
 
 
 # ---- embeddings -----------------------------------------------------------------------------

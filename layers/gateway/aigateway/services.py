@@ -21,6 +21,7 @@ from .secrets import conninfo, resolve
 from .settings import Settings
 
 if TYPE_CHECKING:  # imported lazily at run time: they cost cold-start time
+    from .cache import HotEntries
     from .catalog import ModelCatalog
     from .credentials import KeyResolver
     from .crypto import KeyWrapper
@@ -92,6 +93,13 @@ class Services:
         from .usage_spool import UsageRecorder
 
         return UsageRecorder(self.settings, self.db)
+
+    @cached_property
+    def hot_cache(self) -> HotEntries:
+        """Response and embeddings cache entries this process used lately (cache.HotEntries)."""
+        from .cache import HotEntries
+
+        return HotEntries(self.settings.config_cache_ttl_s)
 
     @cached_property
     def limits(self) -> LimitsCache:

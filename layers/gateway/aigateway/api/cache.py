@@ -78,4 +78,5 @@ async def purge_cache(
         deleted = await store.purge(conn, db, model_id=modelId, user_id=userId)
         details = {"modelId": modelId, "userId": userId, "all": not (modelId or userId), "deleted": deleted}
         await audit.record(conn, db, actor=who.actor, action="PURGE_CACHE", details=details, ip=client_ip(request))
+    svc.hot_cache.clear()  # here at once; other processes within CONFIG_CACHE_TTL_S (cache.HotEntries)
     return JSON({"deleted": deleted, "message": "Cache purged"})

@@ -56,11 +56,20 @@ async def lookup(svc: Services, plan: CachePlan | None) -> Entry | None:
 
 
 async def get_many(svc: Services, keys: list[bytes]) -> dict[bytes, Entry]:
+    """The live entries among `keys`: this process's hot copies, the rest read from the database."""
+    hot = svc.hot_cache
+    found = {k: e for k in keys if (e := hot.get(k)) is not None}
+    rest = [k for k in keys if k not in found]
+    if not rest:
+        return found
     try:
-        return await store.get(svc.db, keys)
+        read = await store.get(svc.db, rest)
     except Exception as exc:  # the cache never fails a call: a lookup that fails is a miss
         log.warning("cache lookup failed (%s); answering from the upstream", type(exc).__name__)
-        return {}
+        return found
+    for k, e in read.items():
+        hot.put(k, e)
+    return {**found, **read}
 
 
 def hit_record(ctx: CallContext, config_id: str, kind: str, model: str, entries: list[Entry]) -> UsageRecord:
@@ -113,6 +122,8 @@ async def put(svc: Services, entries: list[NewEntry]) -> None:
     """Store entries, then keep the deployment's total under its cap now and then."""
     try:
         await store.put(svc.db, entries)
+        for e in entries:
+            svc.hot_cache.put(e.key, Entry(e.body, e.model_id, e.input_tokens, e.output_tokens, e.cost_usd, e.ttl_s))
         await _evict_now_and_then(svc)
     except Exception as exc:  # the answer is paid for and on its way: never fail it for the cache
         log.warning("storing a cache entry failed (%s); the answer is served uncached", type(exc).__name__)

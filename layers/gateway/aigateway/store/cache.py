@@ -22,6 +22,7 @@ class Entry:
     input_tokens: int
     output_tokens: int
     cost_usd: float | None
+    expires_in_s: float  # seconds of life left when it was read
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,12 @@ def _entry(r: dict[str, Any]) -> Entry:
         input_tokens=int(r["input_tokens"]),
         output_tokens=int(r["output_tokens"]),
         cost_usd=float(cost) if isinstance(cost, Decimal | float | int) else None,
+        expires_in_s=float(r["expires_in_s"]),
     )
 
 
-_GET = """SELECT key, body, model_id, input_tokens, output_tokens, cost_usd FROM {s}.cache_entries
+_GET = """SELECT key, body, model_id, input_tokens, output_tokens, cost_usd,
+       EXTRACT(EPOCH FROM expires_at - now())::float8 AS expires_in_s FROM {s}.cache_entries
     WHERE key = ANY(%s::bytea[]) AND expires_at > now()"""
 
 
