@@ -278,3 +278,35 @@ def test_anthropic_messages_share_the_entry(gateway: Gateway, simulator: ServerT
         streamed = "".join(stream.text_stream)
     assert [block.text for block in a.content if block.type == "text"] == [streamed]
     assert len(sim_chats(simulator.url)) == 1
+
+
+def test_responses_api_hits_plain_and_streamed(gateway: Gateway, simulator: ServerThread) -> None:
+    gateway.enable(MODEL, cache=CACHE)
+    client = OpenAI(base_url=gateway.url + "/api/ai/v1", api_key=gateway.token())
+    first = client.responses.with_raw_response.create(model=MODEL, input="Responses through the cache")
+    second = client.responses.with_raw_response.create(model=MODEL, input="Responses through the cache")
+    assert (first.headers["x-gateway-cache"], second.headers["x-gateway-cache"]) == ("MISS", "HIT")
+    text = first.parse().output_text
+    assert second.parse().output_text == text and text
+    deltas = [
+        e.delta
+        for e in client.responses.create(model=MODEL, input="Responses through the cache", stream=True)
+        if e.type == "response.output_text.delta"
+    ]
+    assert len(deltas) >= 2 and "".join(deltas) == text
+    assert len(sim_chats(simulator.url)) == 1
+
+
+def test_turning_the_cache_off_again(gateway: Gateway, simulator: ServerThread) -> None:
+    cid = gateway.enable(MODEL, cache=CACHE)
+    assert _chat(gateway, {}).headers["x-gateway-cache"] == "MISS"
+    r = gateway.client.patch(f"/api/ai/configurations/{cid}", json={"cache": None}, headers=gateway.admin())
+    assert r.status_code == 200
+    listed = gateway.client.get("/api/ai/configurations", headers=gateway.admin()).json()
+    assert listed[0]["cache"] is None
+    assert "x-gateway-cache" not in _chat(gateway, {}).headers
+    assert len(sim_chats(simulator.url)) == 2
+    r = gateway.client.patch(
+        f"/api/ai/configurations/{cid}", json={"cache": {"ttlSeconds": 10**9}}, headers=gateway.admin()
+    )
+    assert r.status_code == 400 and r.json()["error"] == "INVALID_INPUT"
