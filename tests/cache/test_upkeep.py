@@ -94,6 +94,8 @@ def test_stats_and_purges_are_audited(gateway: Gateway, sql: SQL) -> None:
 
     r = gateway.client.delete("/api/ai/cache", headers=admin)
     assert r.status_code == 400 and r.json()["error"] == "INVALID_INPUT"
+    r = gateway.client.delete("/api/ai/cache", params={"all": "maybe"}, headers=admin)
+    assert r.status_code == 400 and r.json()["error"] == "INVALID_INPUT" and "all" in r.json()["message"]
     assert gateway.client.get("/api/ai/cache", headers=gateway.user()).status_code in (401, 403)
     assert gateway.client.delete("/api/ai/cache?all=true", headers=gateway.user()).status_code in (401, 403)
     assert _entries(sql) == 3

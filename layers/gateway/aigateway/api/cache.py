@@ -66,9 +66,9 @@ async def purge_cache(
     who: Admin,
     modelId: Filter = None,
     userId: Filter = None,
-    all: Annotated[bool, Query()] = False,
+    purge_all: Annotated[bool, Query(alias="all")] = False,
 ) -> JSON:
-    if not (modelId or userId or all):
+    if not (modelId or userId or purge_all):
         raise invalid_input(
             "Validation error: say what to purge: modelId, userId, or all=true",
             "Add ?modelId=<model>, ?userId=<user>, or ?all=true to the request.",
