@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
 import pytest
+from anthropic import Anthropic
 from openai import OpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
@@ -220,8 +222,6 @@ def test_streamed_hit_replays_chunks(gateway: Gateway, simulator: ServerThread, 
     plain = _chat(gateway, {}).json()  # fills the entry, plain
     headers, lines = _stream(gateway, NATIVE, {})
     assert headers["x-gateway-cache"] == "HIT"
-    import json
-
     events = [json.loads(line[6:]) for line in lines]
     chunks = [e["chunk"] for e in events if "chunk" in e]
     assert len(chunks) >= 2 and "".join(chunks) == plain["text"]
@@ -245,8 +245,6 @@ def test_streamed_miss_fills_the_cache_for_plain(gateway: Gateway, simulator: Se
     client = OpenAI(base_url=gateway.url + "/api/ai/v1", api_key=gateway.token())
     raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)
     assert raw.headers["x-gateway-cache"] == "HIT"
-    import json
-
     streamed = "".join(
         json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
         for line in lines[:-1]
@@ -258,7 +256,6 @@ def test_streamed_miss_fills_the_cache_for_plain(gateway: Gateway, simulator: Se
 
 def test_anthropic_messages_share_the_entry(gateway: Gateway, simulator: ServerThread) -> None:
     """Every door runs the chat flow: Anthropic Messages calls are cached too, plain and streamed."""
-    from anthropic import Anthropic
 
     gateway.enable(MODEL, cache=CACHE)
     client = Anthropic(base_url=gateway.url + "/api/ai", api_key=gateway.token(), max_retries=0, timeout=20)
