@@ -254,9 +254,8 @@ def test_streamed_miss_fills_the_cache_for_plain(gateway: Gateway, simulator: Se
     assert len(sim_chats(simulator.url)) == 1
 
 
-def test_anthropic_messages_share_the_entry(gateway: Gateway, simulator: ServerThread) -> None:
+def test_anthropic_messages_are_cached_too(gateway: Gateway, simulator: ServerThread) -> None:
     """Every door runs the chat flow: Anthropic Messages calls are cached too, plain and streamed."""
-
     gateway.enable(MODEL, cache=CACHE)
     client = Anthropic(base_url=gateway.url + "/api/ai", api_key=gateway.token(), max_retries=0, timeout=20)
     first = client.messages.with_raw_response.create(
