@@ -131,6 +131,14 @@ def test_summary_reports_hits_and_savings(gateway: Gateway, sql: SQL, simulator:
     groups = {g["key"]: g for g in body["groups"]}
     assert groups[MODEL]["cacheHits"] == 2 and groups[MODEL]["cacheHitRate"] == pytest.approx(0.6667)
     assert groups[OTHER]["cacheHits"] == 0 and groups[OTHER]["savedUsd"] == 0
+    records = gateway.client.get("/api/ai/usage", headers=gateway.admin()).json()["records"]
+    assert sorted((r["cached"], r["savedUsd"] is not None) for r in records) == [
+        (False, False),
+        (False, False),
+        (True, True),
+        (True, True),
+    ]
+    assert all(r["costUsd"] == 0 and r["keySource"] == "cache" for r in records if r["cached"])
     by_user = gateway.client.get("/api/ai/usage/summary", params={"groupBy": "user"}, headers=gateway.admin()).json()
     assert {g["key"]: g["cacheHits"] for g in by_user["groups"]} == {"alice": 0, "bob": 1, "carol": 1, "user-1": 0}
     assert len(sim_chats(simulator.url)) == 2

@@ -57,6 +57,8 @@ def _record(r: dict[str, Any]) -> dict[str, Any]:
         "keySource": r.get("key_source"),
         "kind": r.get("kind"),
         "latencyMs": r.get("latency_ms"),
+        "cached": bool(r.get("cached")),  # answered from the response / embeddings cache
+        "savedUsd": money(r.get("saved_usd")),
     }
 
 

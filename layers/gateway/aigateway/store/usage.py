@@ -122,7 +122,7 @@ async def records(
         """SELECT u.id, u.config_id, u.input_tokens, u.output_tokens, u.image_count, u.image_resolution,
                   u.created_at, u.model_id, COALESCE(u.model_id, c.model_id) AS model, c.provider,
                   c.input_modality, c.output_modality, u.user_id, u.cost_usd, u.key_source, u.kind,
-                  u.latency_ms
+                  u.latency_ms, u.cached, u.saved_usd
              FROM {s}.usage u LEFT JOIN {s}.configs c ON c.id = u.config_id """
         + _FILTER
         + " ORDER BY u.created_at DESC, u.id LIMIT %(limit)s OFFSET %(offset)s",
