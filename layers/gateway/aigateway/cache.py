@@ -114,6 +114,7 @@ def plan_for(
 
 
 def _digest(*parts: bytes) -> bytes:
+    """SHA-256 of length-prefixed parts: no two different lists of parts hash alike."""
     h = hashlib.sha256(_KEY_VERSION)
     for p in parts:
         h.update(len(p).to_bytes(8, "big"))
@@ -122,6 +123,7 @@ def _digest(*parts: bytes) -> bytes:
 
 
 def scope_part(scope: str, subject: str) -> bytes:
+    """What the scope adds to a key: the caller's quota subject for "user", a constant for "project"."""
     return b"user\x00" + subject.encode() if scope == "user" else b"project"
 
 
@@ -134,6 +136,7 @@ def chat_key(payload: dict[str, Any], headers: dict[str, str], scope: str, subje
 
 
 def embedding_key(model: str, dimensions: int | None, text: str, scope: str, subject: str) -> bytes:
+    """The key of one input's vector: model, dimensions (0 = the model's own), input, scope."""
     dims = str(dimensions or 0).encode()
     return _digest(b"embedding", model.encode(), dims, text.encode("utf-8"), scope_part(scope, subject))
 
@@ -160,6 +163,7 @@ def storable(upstream: dict[str, Any]) -> bool:
 
 
 def encode_answer(upstream: dict[str, Any]) -> bytes:
+    """The stored form of a chat answer: the upstream's JSON as it came."""
     return orjson.dumps(upstream)
 
 
