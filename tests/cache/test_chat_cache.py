@@ -306,3 +306,15 @@ def test_turning_the_cache_off_again(gateway: Gateway, simulator: ServerThread) 
         f"/api/ai/configurations/{cid}", json={"cache": {"ttlSeconds": 10**9}}, headers=gateway.admin()
     )
     assert r.status_code == 400 and r.json()["error"] == "INVALID_INPUT"
+
+
+def test_a_stream_the_caller_left_is_not_cached(gateway: Gateway, sql: SQL) -> None:
+    gateway.enable(MODEL, cache=CACHE)
+    headers = {**gateway.user(), "x-sim-chunks": "10", "x-sim-chunk-delay-ms": "50"}
+    body = {"model": MODEL, "messages": HELLO, "stream": True}
+    with gateway.client.stream("POST", NATIVE, json=body, headers=headers) as r:
+        assert r.headers["x-gateway-cache"] == "MISS"
+        next(sse_events(r))  # the first chunk, then hang up
+    rows = wait_usage(sql, 1)
+    assert len(rows) == 1 and not rows[0]["cached"]
+    assert sql("SELECT count(*) AS n FROM ai.cache_entries")[0]["n"] == 0
