@@ -235,6 +235,6 @@ class ImageRequest(RequestBody):
 class EmbeddingsRequest(RequestBody):
     model: ModelId
     input: str | list[str]
+    cache: bool | None = None  # false: this call neither reads nor fills the embeddings cache
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: int | None = Field(default=None, ge=0, le=INT64_MAX)
-    cache: bool | None = None  # false: this call neither reads nor fills the embeddings cache
