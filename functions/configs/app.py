@@ -3,7 +3,7 @@
 It is the front door's default route.
 """
 
-from aigateway.api import configs, dashboard, limits, openai_models
+from aigateway.api import cache, configs, dashboard, limits, openai_models
 from aigateway.api.app import build_app
 from aigateway.logs import configure_logging
 from aigateway.settings import Settings
@@ -12,7 +12,7 @@ from mangum import Mangum
 # JSON lines on Lambda, at the function's LOG_LEVEL, before anything logs.
 configure_logging(Settings.from_env())
 
-app = build_app(configs.router, limits.router, openai_models.router, dashboard.router)
+app = build_app(configs.router, limits.router, openai_models.router, dashboard.router, cache.router)
 # "off": Mangum would run the ASGI lifespan around every invocation, and build_app's shutdown
 # closes the services (database connection, upstream session), so each request would reconnect.
 handler = Mangum(app, lifespan="off")

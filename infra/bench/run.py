@@ -54,6 +54,9 @@ import peers  # noqa: E402
 from procs import free_port, have_taskset, median, percentile, pin_self, pinned, stop, tree_cpu, wait_http  # noqa: E402
 
 MODEL = "openai/gpt-4o-mini"
+# The cache-hit rows: the same request to a second model whose configuration caches answers, so
+# after the first call every request is a hit (the `gateway` rows stay uncached: a miss's path).
+CACHED_MODEL = "openai/gpt-4o"
 SYSTEM_PROMPT = "You are a helpful assistant. Answer briefly."
 USER_TEXT = "Hello, how are you today?"
 GATEWAY_CORE, SHARED_CORE = 1, 0
@@ -66,6 +69,7 @@ TARGETS = {
     "cold_buffered_ms": 350.0,
     "cold_usage_summary_ms": 150.0,
     "rss_mb": 90.0,
+    "hit_over_miss_overhead_c1_ms": 1.0,
 }
 BUFFERED = ("configs", "embeddings", "gateway_keys", "images", "usage")
 
@@ -146,6 +150,10 @@ class Stack:
         status, body = _http("POST", self.gw_url + "/api/ai/configurations", config, admin)
         if status != 201:
             raise RuntimeError(f"enabling {MODEL} failed: {status} {body}")
+        cached = {**config, "modelId": CACHED_MODEL, "cache": {"ttlSeconds": 86400, "scope": "project"}}
+        status, body = _http("POST", self.gw_url + "/api/ai/configurations", cached, admin)
+        if status != 201:
+            raise RuntimeError(f"enabling {CACHED_MODEL} failed: {status} {body}")
         generous = {
             "requestsPerMinute": 1_000_000,
             "burst": 0,
@@ -211,9 +219,11 @@ def targets(stack: Stack, litellm: peers.LiteLLM | None, stream: bool) -> dict[s
         sim_headers.update(pace)
         gw_headers.update(pace)
     gw_body = {"model": MODEL, "messages": [{"role": "user", "content": USER_TEXT}], "stream": stream}
+    hit_body = {**gw_body, "model": CACHED_MODEL}
     out = {
         "direct": (stack.sim_url + "/api/v1/chat/completions", json.dumps(upstream_body(stream)).encode(), sim_headers),
         "gateway": (stack.gw_url + "/api/ai/chat/completion", json.dumps(gw_body).encode(), gw_headers),
+        "gateway_hit": (stack.gw_url + "/api/ai/chat/completion", json.dumps(hit_body).encode(), gw_headers),
     }
     if litellm is not None:
         body = upstream_body(stream)
@@ -229,7 +239,7 @@ def sanity(stack: Stack, reqs: dict[str, tuple[str, bytes, dict[str, str]]]) -> 
         req = urllib.request.Request(url, data=body, method="POST", headers=headers)
         with urllib.request.urlopen(req, timeout=30) as resp:
             data = json.loads(resp.read())
-        text = data.get("text") if name == "gateway" else data["choices"][0]["message"]["content"]
+        text = data.get("text") if name.startswith("gateway") else data["choices"][0]["message"]["content"]
         if not text:
             raise RuntimeError(f"{name} answered without text: {data}")
 
@@ -279,7 +289,7 @@ def nonstream(
                 done = max(1, int(r["requests"]))
                 r["cpu_ms_per_request"] = {k: round(1000 * (cpu1[k] - cpu0[k]) / done, 3) for k in cpu1 if k in cpu0}
                 r["loadgen_cpu_pct"] = round(100 * float(r.pop("loadgen_cpu_s") or 0) / wall, 1)
-                if name == "gateway":
+                if name.startswith("gateway"):
                     gateway_requests += int(r["requests"])
                 rounds[name].append(r)
                 _log(
@@ -294,6 +304,8 @@ def nonstream(
         d, g = point["direct"], point["gateway"]
         point["added_p50_ms"] = round(g["p50_ms"] - d["p50_ms"], 3)
         point["added_p99_ms"] = round(g["p99_ms"] - d["p99_ms"], 3)
+        if "gateway_hit" in point:  # a hit against a miss's own overhead (the miss less the upstream)
+            point["hit_over_miss_overhead_p50_ms"] = round(point["gateway_hit"]["p50_ms"] - point["added_p50_ms"], 3)
         if "litellm" in point:
             lt = point["litellm"]
             point["litellm_added_p50_ms"] = round(lt["p50_ms"] - d["p50_ms"], 3)
@@ -322,7 +334,7 @@ def _start_profile(
     if not os.path.exists(spy):
         _log("py-spy not found (pip install py-spy); no profile")
         return None
-    pid = stack.gw.pid if name == "gateway" and stack.gw else litellm.proc.pid if litellm else None
+    pid = stack.gw.pid if name.startswith("gateway") and stack.gw else litellm.proc.pid if litellm else None
     profile.mkdir(parents=True, exist_ok=True)
     cmd = [spy, "record", "--pid", str(pid), "--duration", str(int(duration)), "--rate", "250", "--nonblocking"]
     cmd += ["--format", "raw", "-o", str(profile / f"{name}-c{c}.txt")]
@@ -380,6 +392,7 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
         "same_read_pairs": same_read,
         "close_pairs": close,
         "spacing_p50_ms": median(spacing),
+        "last_event_p50_ms": median([s["events"][-1][0] for s in ok if s["events"]]),
         "chunk_arrival_p50_ms": per_index,
         "client_cpu_s": round(raw["self_cpu_s"], 3),
         "elapsed_s": round(raw["elapsed_s"], 2),
@@ -391,7 +404,7 @@ def streaming(stack: Stack, concurrencies: list[int], duration: float) -> dict[s
     results: dict[str, Any] = {}
     for c in concurrencies:
         point: dict[str, Any] = {}
-        for name in ("direct", "gateway"):
+        for name in ("direct", "gateway", "gateway_hit"):
             url, body, headers = reqs[name]
             _run_streams(url, body, headers, c, 1.0, c)  # warm-up
             cpu0 = tree_cpu(stack.gw.pid) if stack.gw else 0.0
@@ -446,7 +459,8 @@ def table(res: dict[str, Any]) -> str:
         lines.append("")
     ns = res.get("nonstream")
     if ns:
-        names = [n for n in ("direct", "gateway", "litellm") if n in ns[next(iter(k for k in ns if k.isdigit()))]]
+        first = ns[next(iter(k for k in ns if k.isdigit()))]
+        names = [n for n in ("direct", "gateway", "gateway_hit", "litellm") if n in first]
         lines.append("Non-stream chat (latency ms, req/s)")
         head = "| c | " + " | ".join(f"{n} p50 / p99 / rps" for n in names) + " | added p50 / p99 |"
         head += " gateway core busy |"
@@ -467,6 +481,12 @@ def table(res: dict[str, Any]) -> str:
             f"usage rows written: {ns.get('usage_rows_written')} for {ns.get('gateway_requests_timed')} "
             "timed gateway requests (plus warm-ups)"
         )
+        for c, p in ns.items():
+            if c.isdigit() and "hit_over_miss_overhead_p50_ms" in p:
+                lines.append(
+                    f"cache hit c={c}: p50 {_fmt(p['gateway_hit']['p50_ms'])} ms vs a miss's gateway overhead "
+                    f"{_fmt(p['added_p50_ms'])} ms ({p['hit_over_miss_overhead_p50_ms']:+.3f} ms)"
+                )
     st = res.get("stream")
     if st:
         lines += ["", f"Streaming ({STREAM_CHUNKS} chunks, {STREAM_DELAY_MS} ms apart; ms)"]
@@ -484,6 +504,14 @@ def table(res: dict[str, Any]) -> str:
                 f"+{_fmt(p['added_latency_per_chunk_p50_ms'])} | {_fmt(g['events_per_stream'], 0)} | "
                 f"{p['merged_events']} / {p['merged_in_one_read']} |"
             )
+        for c, p in st.items():
+            h = p.get("gateway_hit")
+            if h:
+                lines.append(
+                    f"cache hit stream c={c}: TTFC p50 {_fmt(h['ttfc_p50_ms'])} ms, whole answer p50 "
+                    f"{_fmt(h['last_event_p50_ms'])} ms in {_fmt(h['events_per_stream'], 0)} chunk events "
+                    f"(live: {_fmt(p['gateway']['last_event_p50_ms'])} ms)"
+                )
     cs = res.get("coldstart")
     if cs:
         lines += ["", "Cold start (fresh interpreter, median of 5)"]
@@ -510,6 +538,10 @@ def judge(res: dict[str, Any]) -> list[dict[str, Any]]:
         v = ns["1"]["added_p50_ms"]
         goal = TARGETS["added_p50_c1_ms"]
         add("added p50 latency, c=1", f"≤ {goal} ms", f"{v:.3f} ms", v <= goal)
+    if "1" in ns and "hit_over_miss_overhead_p50_ms" in ns["1"]:
+        v = ns["1"]["hit_over_miss_overhead_p50_ms"]
+        goal = TARGETS["hit_over_miss_overhead_c1_ms"]
+        add("cache hit over a miss's overhead, c=1", f"≤ {goal} ms", f"{v:.3f} ms", v <= goal)
     if "16" in ns:
         v = ns["16"]["gateway"]["rps"]
         add("gateway req/s, c=16", f"≥ {TARGETS['rps_c16']:.0f}", f"{v:.0f}", v >= TARGETS["rps_c16"])

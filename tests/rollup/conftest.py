@@ -27,11 +27,12 @@ RAW_DAILY = """SELECT (created_at AT TIME ZONE 'UTC')::date AS day, model_id, co
         count(*) AS requests, COALESCE(sum(input_tokens), 0) AS input_tokens,
         COALESCE(sum(output_tokens), 0) AS output_tokens,
         COALESCE(sum(COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0)), 0) AS total_tokens,
-        COALESCE(sum(image_count), 0) AS image_count, COALESCE(sum(cost_usd), 0) AS cost_usd
+        COALESCE(sum(image_count), 0) AS image_count, COALESCE(sum(cost_usd), 0) AS cost_usd,
+        count(*) FILTER (WHERE cached) AS cached_requests, COALESCE(sum(saved_usd), 0) AS saved_usd
    FROM ai.usage WHERE {where} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"""
 
 ROLLED = """SELECT day, model_id, config_id, user_id, requests, input_tokens, output_tokens, total_tokens,
-        image_count, cost_usd FROM ai.usage_daily ORDER BY 1, 2, 3, 4"""
+        image_count, cost_usd, cached_requests, saved_usd FROM ai.usage_daily ORDER BY 1, 2, 3, 4"""
 
 
 def norm(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -48,6 +49,8 @@ def norm(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
             int(r["total_tokens"]),
             int(r["image_count"]),
             r["cost_usd"].normalize() if r["cost_usd"] is not None else None,
+            int(r["cached_requests"]),
+            r["saved_usd"].normalize(),
         )
         for r in rows
     ]
@@ -71,16 +74,18 @@ def insert_usage(sql: SQL, rows: list[dict[str, Any]]) -> None:
             "user_id": r.get("user_id"),
             "cost_usd": str(r["cost_usd"]) if r.get("cost_usd") is not None else None,
             "created_at": r["created_at"].isoformat(),
+            "cached": bool(r.get("cached")),
+            "saved_usd": str(r["saved_usd"]) if r.get("saved_usd") is not None else None,
         }
         docs.append(d)
     sql(
         """INSERT INTO ai.usage (request_id, config_id, model_id, kind, input_tokens, output_tokens,
-                                 image_count, user_id, cost_usd, created_at)
+                                 image_count, user_id, cost_usd, created_at, cached, saved_usd)
            SELECT request_id, config_id, model_id, kind, input_tokens, output_tokens, image_count, user_id,
-                  cost_usd, created_at
+                  cost_usd, created_at, cached, saved_usd
              FROM jsonb_to_recordset(%s::jsonb) AS x(request_id text, config_id uuid, model_id text, kind text,
                   input_tokens int, output_tokens int, image_count int, user_id text, cost_usd numeric,
-                  created_at timestamptz)""",
+                  created_at timestamptz, cached boolean, saved_usd numeric)""",
         (json.dumps(docs),),
     )
 

@@ -23,7 +23,8 @@ _KEYS = {
 }
 _REF_TOTALS = """COALESCE(sum(u.input_tokens), 0) AS i, COALESCE(sum(u.output_tokens), 0) AS o,
     COALESCE(sum(COALESCE(u.input_tokens, 0) + COALESCE(u.output_tokens, 0)), 0) AS t,
-    COALESCE(sum(u.image_count), 0) AS img, count(*) AS n, COALESCE(sum(u.cost_usd), 0) AS c"""
+    COALESCE(sum(u.image_count), 0) AS img, count(*) AS n, COALESCE(sum(u.cost_usd), 0) AS c,
+    count(*) FILTER (WHERE u.cached) AS h, COALESCE(sum(u.saved_usd), 0) AS sv"""
 _REF_WHERE = """WHERE (%(start)s::timestamptz IS NULL OR u.created_at >= %(start)s)
     AND (%(end)s::timestamptz IS NULL OR u.created_at <= %(end)s)
     AND (%(user)s::text IS NULL OR u.user_id = %(user)s)
@@ -38,6 +39,9 @@ def _body(r: dict[str, Any]) -> dict[str, Any]:
         "totalImageCount": int(r["img"]),
         "totalRequests": int(r["n"]),
         "totalCostUsd": round(float(r["c"]), 10),
+        "cacheHits": int(r["h"]),
+        "cacheHitRate": round(int(r["h"]) / int(r["n"]), 4) if int(r["n"]) else 0.0,
+        "savedUsd": round(float(r["sv"]), 10),
     }
 
 
@@ -127,6 +131,10 @@ def usage_rows(draw: Callable[..., Any], base: date, configs: list[str]) -> list
                             min_value=Decimal(0), max_value=Decimal(5), places=10, allow_nan=False, allow_infinity=False
                         ),
                     )
+                ),
+                "cached": draw(st.booleans()),
+                "saved_usd": draw(
+                    st.one_of(st.none(), st.decimals(min_value=Decimal(0), max_value=Decimal(5), places=10))
                 ),
             }
         )
@@ -285,6 +293,9 @@ def test_an_empty_window_still_has_totals(make_gateway: MakeGateway, sql: SQL) -
         "totalImageCount": 0,
         "totalRequests": 0,
         "totalCostUsd": 0.0,
+        "cacheHits": 0,
+        "cacheHitRate": 0.0,
+        "savedUsd": 0.0,
         "groupBy": "model",
         "groups": [],
     }

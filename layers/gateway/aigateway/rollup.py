@@ -6,6 +6,8 @@ gateway's settings/db/store modules only, no web framework, no boto3 and no Powe
 spool drain imports boto3 only when a queue is configured; the CloudWatch metrics are an
 Embedded Metric Format log line written by hand, which is all Powertools Metrics would print).
 
+After the rollup, the response and embeddings cache's expired entries are deleted (store/cache.py).
+
 A run is one transaction under an advisory lock (so two runs at once serialise), recomputes whole
 UTC days from raw rows (so running twice changes nothing) and records a watermark (so the next
 run only looks at rows inserted since). See migrations/004_usage_daily.sql for the invariant.
@@ -39,6 +41,7 @@ _METRICS = (
     ("RollupRows", "rows", "Count"),
     ("SpoolDrained", "spool_drained", "Count"),
     ("SpoolErrors", "spool_errors", "Count"),
+    ("CacheEntriesExpired", "cache_expired", "Count"),
     ("RollupDuration", "duration_ms", "Milliseconds"),
 )
 _ADDED = (
@@ -163,7 +166,20 @@ async def run(settings: Settings, db: Database, budget_s: float = 240.0) -> dict
     result = await roll_up(db)
     result["spool_drained"] = drained
     result["spool_errors"] = spool_errors
+    result["cache_expired"] = await sweep_cache(db)
     return result
+
+
+async def sweep_cache(db: Database) -> int:
+    """Delete the response and embeddings cache's expired entries (never served anyway: this
+    frees their space). A failure is logged, not raised: the next run sweeps them."""
+    from .store import cache
+
+    try:
+        return await db.run(lambda conn: cache.sweep(conn, db))
+    except Exception as exc:
+        log.warning("cache sweep failed", extra={"error": type(exc).__name__})
+        return 0
 
 
 def _log(level: str, message: str, **fields: Any) -> None:

@@ -214,6 +214,7 @@ class ChatRequest(RequestBody):
     tools: list[Tool] | None = Field(default=None, max_length=128)
     toolChoice: Literal["auto", "none", "required"] | ToolChoiceNamed | None = None
     parallelToolCalls: bool | None = None
+    cache: bool | None = None  # false: this call neither reads nor fills the response cache
 
 
 class ImageRef(_Lenient):
@@ -250,6 +251,7 @@ class EmbeddingsRequest(RequestBody):
 
     model: ModelId
     input: str | list[str]
+    cache: bool | None = None  # false: this call neither reads nor fills the embeddings cache
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: int | None = Field(default=None, ge=0, le=INT64_MAX)
 

@@ -21,6 +21,7 @@ from .secrets import conninfo, resolve
 from .settings import Settings
 
 if TYPE_CHECKING:  # imported lazily at run time: they cost cold-start time
+    from .cache import HotEntries
     from .catalog import ModelCatalog
     from .credentials import KeyResolver
     from .crypto import KeyWrapper
@@ -36,6 +37,8 @@ class Services:
     db: Database
     # When expired limit-window rows were last swept (monotonic seconds; limits.sweep_now_and_then).
     limits_swept_at: float | None = None
+    # When this process last kept the cache under its total size cap (flows/response_cache.py).
+    cache_evicted_at: float | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -90,6 +93,13 @@ class Services:
         from .usage_spool import UsageRecorder
 
         return UsageRecorder(self.settings, self.db)
+
+    @cached_property
+    def hot_cache(self) -> HotEntries:
+        """Response and embeddings cache entries this process used lately (cache.HotEntries)."""
+        from .cache import HotEntries
+
+        return HotEntries(self.settings.config_cache_ttl_s)
 
     @cached_property
     def limits(self) -> LimitsCache:

@@ -133,6 +133,12 @@ class Settings:
     key_cache_ttl_s: float = 300.0
     models_cache_ttl_s: float = 300.0
 
+    # The response and embeddings cache (cache.py): the largest entry stored, the most all entries
+    # of the deployment may hold together (oldest evicted first), and how often a process checks it.
+    cache_max_entry_bytes: int = 256 * 1024
+    cache_max_total_bytes: int = 256 * MIB
+    cache_evict_interval_s: float = 60.0
+
     log_level: str = "INFO"
 
     # The secret the CloudFront front door adds to every origin request (api/front_door.py).
@@ -200,6 +206,9 @@ class Settings:
             config_cache_ttl_s=_float(e.get("CONFIG_CACHE_TTL_S"), 5.0),
             key_cache_ttl_s=min(300.0, _float(e.get("KEY_CACHE_TTL_S"), 300.0)),
             models_cache_ttl_s=_float(e.get("MODELS_CACHE_TTL_S"), 300.0),
+            cache_max_entry_bytes=_int(e.get("CACHE_MAX_ENTRY_BYTES"), 256 * 1024),
+            cache_max_total_bytes=_int(e.get("CACHE_MAX_TOTAL_BYTES"), 256 * MIB),
+            cache_evict_interval_s=_float(e.get("CACHE_EVICT_INTERVAL_S"), 60.0),
             log_level=(e.get("POWERTOOLS_LOG_LEVEL") or e.get("LOG_LEVEL") or "INFO").upper(),
             origin_secret=_opt(e.get("AIGATEWAY_ORIGIN_SECRET")),
         )

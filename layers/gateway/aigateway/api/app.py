@@ -134,6 +134,7 @@ def build_app(*routers: APIRouter, services: Services | None = None, title: str 
             "X-RateLimit-Limit",
             "X-RateLimit-Remaining",
             "X-RateLimit-Reset",
+            "X-Gateway-Cache",
         ],
         max_age=600,
     )

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import Field, StringConstraints
 
+from ..cache import CacheSettings
 from ..errors import invalid_input, not_found
 from ..policy import ContentPolicy
 from ..request_policy import RequestPolicy, parse
@@ -35,6 +36,7 @@ class ConfigurationIn(RequestBody):
     fallbackModels: list[ModelId] | None = Field(default=None, max_length=5)
     contentPolicy: ContentPolicy | None = None
     requestPolicy: RequestPolicy | None = None
+    cache: CacheSettings | None = None
 
 
 class ConfigurationPatch(RequestBody):
@@ -42,9 +44,10 @@ class ConfigurationPatch(RequestBody):
     fallbackModels: list[ModelId] | None = Field(default=None, max_length=5)
     contentPolicy: ContentPolicy | None = None
     requestPolicy: RequestPolicy | None = None
+    cache: CacheSettings | None = None
 
 
-def _policy(p: ContentPolicy | RequestPolicy | None) -> dict[str, object] | None:
+def _policy(p: ContentPolicy | RequestPolicy | CacheSettings | None) -> dict[str, object] | None:
     return p.model_dump() if p is not None else None
 
 
@@ -75,6 +78,8 @@ async def create_configuration(body: ConfigurationIn, request: Request, svc: Svc
             set_policy="contentPolicy" in body.model_fields_set,
             request_policy=_policy(body.requestPolicy),
             set_request_policy="requestPolicy" in body.model_fields_set,
+            cache=_policy(body.cache),
+            set_cache="cache" in body.model_fields_set,
         )
         await audit.record(
             conn,
@@ -90,6 +95,7 @@ async def create_configuration(body: ConfigurationIn, request: Request, svc: Svc
                 "fallbackModels": body.fallbackModels,
                 "contentPolicy": _policy(body.contentPolicy),
                 "requestPolicy": _policy(body.requestPolicy),
+                "cache": _policy(body.cache),
             },
             ip=client_ip(request),
         )
@@ -113,6 +119,7 @@ async def list_configurations(svc: Svc, _: Admin) -> JSON:
                 "fallbackModels": r["fallback_models"],
                 "contentPolicy": r["content_policy"],
                 "requestPolicy": _policy(parse(r["request_policy"])),
+                "cache": r.get("cache"),
                 "createdAt": iso_or_none(r["created_at"]),
                 "updatedAt": iso_or_none(r["updated_at"]),
                 "usageStats": {
@@ -134,7 +141,7 @@ async def update_configuration(
     config_id: str, body: ConfigurationPatch, request: Request, svc: Svc, who: Admin
 ) -> JSON:
     fields = body.model_fields_set
-    if not fields & {"systemPrompt", "fallbackModels", "contentPolicy", "requestPolicy"}:
+    if not fields & {"systemPrompt", "fallbackModels", "contentPolicy", "requestPolicy", "cache"}:
         raise invalid_input("Validation error: systemPrompt: Required")
     changes: dict[str, object] = {}
     if "systemPrompt" in fields:
@@ -145,6 +152,8 @@ async def update_configuration(
         changes["content_policy"] = _policy(body.contentPolicy)
     if "requestPolicy" in fields:
         changes["request_policy"] = _policy(body.requestPolicy)
+    if "cache" in fields:
+        changes["cache"] = _policy(body.cache)
     if not store.is_uuid(config_id) or not await store.exists(svc.db, config_id):
         raise not_found("AI configuration not found")
     cid = config_id

@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ..auth import Principal
+from ..cache import CacheControl
 from ..flows.common import CallContext
 from ..services import Services
 from .client_address import client_address
@@ -78,5 +79,10 @@ def forwarded_headers(request: Request) -> dict[str, str]:
 
 def call_context(request: Request, principal: Principal) -> CallContext:
     return CallContext(
-        principal, client_ip(request), request_id(request), time.perf_counter(), forwarded_headers(request)
+        principal,
+        client_ip(request),
+        request_id(request),
+        time.perf_counter(),
+        forwarded_headers(request),
+        CacheControl.from_header(request.headers.get("cache-control")),
     )

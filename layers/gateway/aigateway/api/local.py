@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..services import Services
 from . import (
     anthropic_messages,
+    cache,
     chat,
     configs,
     dashboard,
@@ -32,5 +33,5 @@ def local_app(services: Services) -> GatewayApp:
         openai_models.router,
         anthropic_messages.router,
     ]
-    routers += [configs.router, limits.router, usage.router, gateway_keys.router, dashboard.router]
+    routers += [configs.router, limits.router, usage.router, gateway_keys.router, dashboard.router, cache.router]
     return build_app(*routers, services=services, title="AI Gateway (local)")

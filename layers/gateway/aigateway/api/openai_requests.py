@@ -71,6 +71,8 @@ class OpenAIChatRequest(RequestBody):
     min_p: float | None = None
     top_a: float | None = None
     repetition_penalty: float | None = None
+    # The gateway's own: false = this call neither reads nor fills the response cache.
+    cache: bool | None = None
 
     @property
     def include_usage(self) -> bool:
@@ -113,6 +115,7 @@ def to_native(req: OpenAIChatRequest) -> tuple[ChatRequest, dict[str, Any]]:
         tools=req.tools,
         toolChoice=req.tool_choice,
         parallelToolCalls=req.parallel_tool_calls,
+        cache=req.cache,
     )
     extra = {k: getattr(req, k) for k in PASS_THROUGH if getattr(req, k) is not None}
     return native, extra

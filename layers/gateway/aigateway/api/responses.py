@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from .. import sse
+from ..cache import HEADER as CACHE_HEADER
 from ..flows.metering import settle
 
 if TYPE_CHECKING:
@@ -68,10 +69,16 @@ class SSEResponse(StreamingResponse):
 async def answer_response(svc: Services, answer: Answer[Any], body: dict[str, Any]) -> JSON:
     """A finished call's JSON body with its rate-limit headers, once the call is settled."""
     await settle(svc, answer.admission, answer.usage)
-    return JSON(body, headers=answer.admission.headers)
+    return JSON(body, headers=_with_cache(answer.admission.headers, answer.cache_status))
 
 
 def stream_response(stream: ChatStream, frames: AsyncIterable[bytes]) -> SSEResponse:
     """A dialect's frames for an open stream. The frames settle it before their final frame; `on_close`
     runs `finish` again (a no-op then) for a stream that ended otherwise: the caller hung up."""
-    return SSEResponse(frames, headers={**SSE_HEADERS, **stream.admission.headers}, on_close=stream.finish)
+    headers = _with_cache({**SSE_HEADERS, **stream.admission.headers}, stream.cache_status)
+    return SSEResponse(frames, headers=headers, on_close=stream.finish)
+
+
+def _with_cache(headers: dict[str, str], status: str | None) -> dict[str, str]:
+    """The cache's verdict (HIT / MISS / BYPASS) beside the other headers, when the model's cache is on."""
+    return headers if status is None else {**headers, CACHE_HEADER: status}

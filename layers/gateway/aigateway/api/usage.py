@@ -57,17 +57,25 @@ def _record(r: dict[str, Any]) -> dict[str, Any]:
         "keySource": r.get("key_source"),
         "kind": r.get("kind"),
         "latencyMs": r.get("latency_ms"),
+        "cached": bool(r.get("cached")),  # answered from the response / embeddings cache
+        "savedUsd": money(r.get("saved_usd")),
     }
 
 
 def _totals(r: dict[str, Any]) -> dict[str, Any]:
+    requests = int(r.get("total_requests") or 0)
+    hits = int(r.get("total_cached_requests") or 0)
     return {
         "totalInputTokens": int(r.get("total_input_tokens") or 0),
         "totalOutputTokens": int(r.get("total_output_tokens") or 0),
         "totalTokens": int(r.get("total_tokens") or 0),
         "totalImageCount": int(r.get("total_image_count") or 0),
-        "totalRequests": int(r.get("total_requests") or 0),
+        "totalRequests": requests,
         "totalCostUsd": money(r.get("total_cost_usd") or 0),
+        # The response and embeddings cache: calls answered from it, their share, what they saved.
+        "cacheHits": hits,
+        "cacheHitRate": round(hits / requests, 4) if requests else 0.0,
+        "savedUsd": money(r.get("total_saved_usd") or 0),
     }
 
 

@@ -1,4 +1,4 @@
-"""The chat flow, top to bottom: validate → gate → system prompt → policy → limits → key → call.
+"""The chat flow, top to bottom: validate → gate → system prompt → policy → limits → cache → key → call.
 
 `answer` returns a finished `Answer`; `stream` returns a `ChatStream`, the open upstream stream
 with the step that settles it. Shaping either for the caller belongs to the route's dialect
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .. import limits, policy
+from .. import cache, limits, policy
 from .. import request_policy as features
 from ..caller_text import chat_texts
 from ..credentials import ResolvedKey, with_key
@@ -27,13 +27,17 @@ from ..settings import Settings
 from ..store.configs import Config
 from ..store.usage import UsageRecord
 from ..usage import Usage
+from . import response_cache
 from .common import Answer, CallContext, content_text, gate
 from .metering import release, releasing, settle
+from .response_cache import ReplayStream
 from .stream_state import StreamState, upstream_chunks
 
 if TYPE_CHECKING:
+    from ..cache import CachePlan, StreamRecorder
     from ..limits import Admission
     from ..services import Services
+    from ..store.cache import Entry
 
 
 @dataclass
@@ -270,21 +274,34 @@ def usage_record(
 async def answer(
     svc: Services, ctx: CallContext, req: ChatRequest, extra: dict[str, Any] | None = None
 ) -> Answer[dict[str, Any]]:
-    """A plain (non-streamed) chat call: every check, the upstream call, and the row that bills it."""
+    """A plain (non-streamed) chat call: every check, the cache or the upstream call, and the row that bills it."""
     prep = await prepare(svc, ctx, req, extra)
+    plan = response_cache.chat_plan(prep, req.cache)
+    hit = await response_cache.lookup(svc, plan)
+    if hit is not None:
+        answer = cache.decode_answer(hit.body)
+        record = response_cache.chat_hit_record(prep, hit)
+        return Answer(answer, prep.model, ctx.request_id, record, prep.admission, cache.HIT)
     upstream, key = await releasing(svc, prep.admission, complete(svc, prep))
     served = upstream.get("model")
     record = usage_record(
         prep, key, served_model=served if isinstance(served, str) else None, usage=Usage.read(upstream.get("usage"))
     )
-    return Answer(upstream, prep.model, ctx.request_id, record, prep.admission)
+    await response_cache.store_answer(svc, plan, prep, upstream, record)
+    return Answer(upstream, prep.model, ctx.request_id, record, prep.admission, response_cache.status(plan))
 
 
 async def stream(svc: Services, ctx: CallContext, req: ChatRequest, extra: dict[str, Any] | None = None) -> ChatStream:
-    """A streamed chat call: every check, then the open upstream stream (nothing relayed yet)."""
+    """A streamed chat call: every check, then the open upstream stream (nothing relayed yet), or
+    the stored answer replayed as one."""
     prep = await prepare(svc, ctx, req, extra)
+    plan = response_cache.chat_plan(prep, req.cache)
+    hit = await response_cache.lookup(svc, plan)
+    if hit is not None:
+        return ChatStream(svc, prep, ReplayStream(hit), None, replay=hit, cache_status=cache.HIT)
     upstream, key = await releasing(svc, prep.admission, open_stream(svc, prep))
-    return ChatStream(svc, prep, upstream, key)
+    recorder = cache.StreamRecorder() if plan is not None and plan.store else None
+    return ChatStream(svc, prep, upstream, key, plan=plan, recorder=recorder, cache_status=response_cache.status(plan))
 
 
 @dataclass
@@ -299,8 +316,14 @@ class ChatStream:
 
     svc: Services
     prep: PreparedChat
-    upstream: UpstreamStream
-    key: ResolvedKey
+    upstream: UpstreamStream | ReplayStream
+    key: ResolvedKey | None  # None for a replayed cache hit
+    # The cache's part (flows/response_cache.py): the entry a hit replays, or the plan and the
+    # recorder that store a miss's answer once it streamed to its end.
+    replay: Entry | None = None
+    plan: CachePlan | None = None
+    recorder: StreamRecorder | None = None
+    cache_status: str | None = None
     state: StreamState = field(default_factory=StreamState)
     _finished: bool = False
 
@@ -318,13 +341,17 @@ class ChatStream:
 
     def chunks(self) -> AsyncIterator[dict[str, Any] | None]:
         """Upstream chunks as they arrive (None for a keep-alive) until the end or a failure."""
-        return upstream_chunks(self.upstream, self.state)
+        chunks = upstream_chunks(self.upstream, self.state)
+        return chunks if self.recorder is None else response_cache.recording(chunks, self.recorder)
 
     async def finish(self) -> None:
         if self._finished:
             return
         self._finished = True
         state = self.state
+        if self.replay is not None:
+            await settle(self.svc, self.prep.admission, response_cache.chat_hit_record(self.prep, self.replay))
+            return
         if state.done:
             await self.upstream.release()  # relayed to the end: the connection can serve the next call
         else:
@@ -332,7 +359,10 @@ class ChatStream:
         if state.usage is None and state.chars == 0 and state.error is not None:
             await release(self.svc, self.prep.admission)  # nothing generated: nothing to bill or hold
             return
+        assert self.key is not None  # only a replay has no key
         record = usage_record(
             self.prep, self.key, served_model=state.served_model, usage=state.usage, completion_chars=state.chars
         )
         await settle(self.svc, self.prep.admission, record)
+        if state.done and state.error is None and self.recorder is not None:
+            await response_cache.store_answer(self.svc, self.plan, self.prep, self.recorder.answer(), record)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ..cache import CacheControl
 from ..errors import AI_INVALID_MODEL, GatewayError
 from ..store.configs import Config
 
@@ -26,6 +27,7 @@ class CallContext:
     request_id: str
     started: float
     upstream_headers: dict[str, str] = field(default_factory=dict)
+    cache_control: CacheControl = field(default_factory=CacheControl)  # the caller's Cache-Control
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Answer(Generic[R]):
     request_id: str
     usage: UsageRecord
     admission: Admission
+    cache_status: str | None = None  # HIT / MISS / BYPASS when the model's cache is on (cache.py)
 
 
 async def gate(svc: Services, model_id: str) -> Config:

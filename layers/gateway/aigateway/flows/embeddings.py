@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import limits, policy
+from .. import cache, limits, policy
 from .. import request_policy as features
 from ..credentials import ResolvedKey, with_key
 from ..errors import CONTENT_BLOCKED, RESPONSE_TOO_LARGE, GatewayError, invalid_input
@@ -178,5 +178,11 @@ def usage_record(prep: PreparedEmbeddings, upstream: dict[str, Any], key: Resolv
 
 async def embeddings(svc: Services, ctx: CallContext, req: EmbeddingsRequest) -> Answer[dict[str, Any]]:
     prep = await prepare(svc, ctx, req)
+    settings = cache.settings_of(prep.config.cache)
+    if settings is not None:  # per input item through the cache (flows/embeddings_cache.py)
+        from . import embeddings_cache
+
+        texts = [req.input] if isinstance(req.input, str) else req.input
+        return await embeddings_cache.embeddings(svc, prep, req, texts, settings)
     upstream, key = await releasing(svc, prep.admission, call(svc, prep))
     return Answer(upstream, prep.model, ctx.request_id, usage_record(prep, upstream, key), prep.admission)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -18,8 +18,12 @@ from .. import sse
 from ..openrouter import StreamBroken
 from ..usage import Usage
 
-if TYPE_CHECKING:
-    from ..openrouter import UpstreamStream
+
+class EventSource(Protocol):
+    """An open upstream stream, or a cached answer replayed as one (flows/response_cache.py)."""
+
+    def events(self) -> AsyncIterator[sse.Event]: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +110,7 @@ class StreamState:
         return contents
 
 
-async def upstream_chunks(stream: UpstreamStream, state: StreamState) -> AsyncIterator[dict[str, Any] | None]:
+async def upstream_chunks(stream: EventSource, state: StreamState) -> AsyncIterator[dict[str, Any] | None]:
     """The upstream's chunks as they arrive (None for a keep-alive comment), until `[DONE]`.
 
     Ends early with `state.error` set on an unreadable event, an upstream error event or a

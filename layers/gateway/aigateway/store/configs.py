@@ -23,6 +23,7 @@ class Config:
     fallback_models: list[str]
     content_policy: dict[str, Any] | None = None  # see policy.py; None = off
     request_policy: dict[str, Any] | None = None  # see request_policy.py; None = the defaults
+    cache: dict[str, Any] | None = None  # see cache.py; None = off
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> Config:
@@ -36,6 +37,7 @@ class Config:
             fallback_models=list(r["fallback_models"] or []),
             content_policy=r.get("content_policy"),
             request_policy=r.get("request_policy"),
+            cache=r.get("cache"),
         )
 
 
@@ -81,6 +83,8 @@ async def upsert(
     set_policy: bool = False,
     request_policy: dict[str, Any] | None = None,
     set_request_policy: bool = False,
+    cache: dict[str, Any] | None = None,
+    set_cache: bool = False,
 ) -> tuple[str, bool]:
     """Insert, or re-enable and update the row for `model_id`; keeps the old prompt if none given
     and the old content / request policy unless `set_policy` / `set_request_policy`."""
@@ -88,9 +92,9 @@ async def upsert(
         db.q(
             """INSERT INTO {s}.configs
                    (model_id, provider, input_modality, output_modality, system_prompt, fallback_models,
-                    content_policy, request_policy)
+                    content_policy, request_policy, cache)
                VALUES (%(model_id)s, %(provider)s, %(inp)s, %(out)s, %(prompt)s,
-                       COALESCE(%(fb)s, '{}'::text[]), %(policy)s, %(rpolicy)s)
+                       COALESCE(%(fb)s, '{}'::text[]), %(policy)s, %(rpolicy)s, %(cache)s)
                ON CONFLICT (model_id) DO UPDATE SET
                    provider = EXCLUDED.provider,
                    input_modality = EXCLUDED.input_modality,
@@ -101,6 +105,7 @@ async def upsert(
                                          ELSE {s}.configs.content_policy END,
                    request_policy = CASE WHEN %(set_rpolicy)s THEN EXCLUDED.request_policy
                                          ELSE {s}.configs.request_policy END,
+                   cache = CASE WHEN %(set_cache)s THEN EXCLUDED.cache ELSE {s}.configs.cache END,
                    is_active = true,
                    updated_at = now()
                RETURNING id, (xmax = 0) AS inserted"""
@@ -116,6 +121,8 @@ async def upsert(
             "set_policy": set_policy,
             "rpolicy": Jsonb(request_policy) if request_policy is not None else None,
             "set_rpolicy": set_request_policy,
+            "cache": Jsonb(cache) if cache is not None else None,
+            "set_cache": set_cache,
         },
     )
     row = await cur.fetchone()
@@ -126,7 +133,7 @@ async def upsert(
 async def list_active_with_usage(db: Database) -> list[dict[str, Any]]:
     return await db.fetch(
         """SELECT c.id, c.model_id, c.provider, c.input_modality, c.output_modality, c.system_prompt,
-                  c.fallback_models, c.content_policy, c.request_policy, c.created_at, c.updated_at,
+                  c.fallback_models, c.content_policy, c.request_policy, c.cache, c.created_at, c.updated_at,
                   COALESCE(SUM(u.input_tokens), 0) AS total_input_tokens,
                   COALESCE(SUM(u.output_tokens), 0) AS total_output_tokens,
                   COALESCE(SUM(COALESCE(u.input_tokens, 0) + COALESCE(u.output_tokens, 0)), 0) AS total_tokens,
@@ -143,15 +150,15 @@ async def list_active_with_usage(db: Database) -> list[dict[str, Any]]:
 async def active(db: Database) -> list[Config]:
     rows = await db.fetch(
         """SELECT id, model_id, provider, input_modality, output_modality, system_prompt, fallback_models,
-                  content_policy, request_policy
+                  content_policy, request_policy, cache
              FROM {s}.configs WHERE is_active"""
     )
     return [Config.from_row(r) for r in rows]
 
 
 async def update(conn: Conn, db: Database, config_id: str, changes: dict[str, Any]) -> bool:
-    """Apply `systemPrompt` / `fallbackModels` / `contentPolicy` / `requestPolicy` changes; False when
-    no such row."""
+    """Apply `systemPrompt` / `fallbackModels` / `contentPolicy` / `requestPolicy` / `cache` changes;
+    False when no such row."""
     cur = await conn.execute(
         db.q(
             """UPDATE {s}.configs SET
@@ -159,6 +166,7 @@ async def update(conn: Conn, db: Database, config_id: str, changes: dict[str, An
                    fallback_models = CASE WHEN %(set_fb)s THEN %(fb)s::text[] ELSE fallback_models END,
                    content_policy = CASE WHEN %(set_policy)s THEN %(policy)s::jsonb ELSE content_policy END,
                    request_policy = CASE WHEN %(set_rpolicy)s THEN %(rpolicy)s::jsonb ELSE request_policy END,
+                   cache = CASE WHEN %(set_cache)s THEN %(cache)s::jsonb ELSE cache END,
                    updated_at = now()
                 WHERE id = %(id)s"""
         ),
@@ -172,6 +180,8 @@ async def update(conn: Conn, db: Database, config_id: str, changes: dict[str, An
             "policy": Jsonb(changes["content_policy"]) if changes.get("content_policy") is not None else None,
             "set_rpolicy": "request_policy" in changes,
             "rpolicy": Jsonb(changes["request_policy"]) if changes.get("request_policy") is not None else None,
+            "set_cache": "cache" in changes,
+            "cache": Jsonb(changes["cache"]) if changes.get("cache") is not None else None,
         },
     )
     return cur.rowcount > 0

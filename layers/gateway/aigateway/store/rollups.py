@@ -60,11 +60,12 @@ INSERT_DAYS = (
     """WITH ins AS (
     INSERT INTO {s}.usage_daily
         (day, model_id, config_id, user_id, requests, input_tokens, output_tokens, total_tokens,
-         image_count, cost_usd)
+         image_count, cost_usd, cached_requests, saved_usd)
     SELECT (u.created_at AT TIME ZONE 'UTC')::date, u.model_id, u.config_id, u.user_id, count(*),
            COALESCE(sum(u.input_tokens), 0), COALESCE(sum(u.output_tokens), 0),
            COALESCE(sum(COALESCE(u.input_tokens, 0) + COALESCE(u.output_tokens, 0)), 0),
-           COALESCE(sum(u.image_count), 0), COALESCE(sum(u.cost_usd), 0)
+           COALESCE(sum(u.image_count), 0), COALESCE(sum(u.cost_usd), 0),
+           count(*) FILTER (WHERE u.cached), COALESCE(sum(u.saved_usd), 0)
       FROM {s}.usage u
      WHERE u.created_at >= %(lo)s AND u.created_at < %(hi)s
        AND (u.created_at AT TIME ZONE 'UTC')::date = ANY(%(days)s)
@@ -73,7 +74,8 @@ INSERT_DAYS = (
     ON CONFLICT (day, model_key, config_key, user_key) DO UPDATE SET
         requests = EXCLUDED.requests, input_tokens = EXCLUDED.input_tokens,
         output_tokens = EXCLUDED.output_tokens, total_tokens = EXCLUDED.total_tokens,
-        image_count = EXCLUDED.image_count, cost_usd = EXCLUDED.cost_usd, rolled_up_at = now()
+        image_count = EXCLUDED.image_count, cost_usd = EXCLUDED.cost_usd,
+        cached_requests = EXCLUDED.cached_requests, saved_usd = EXCLUDED.saved_usd, rolled_up_at = now()
     RETURNING *
 ) SELECT """
     + _SUMS

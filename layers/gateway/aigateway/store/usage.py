@@ -122,7 +122,7 @@ async def records(
         """SELECT u.id, u.config_id, u.input_tokens, u.output_tokens, u.image_count, u.image_resolution,
                   u.created_at, u.model_id, COALESCE(u.model_id, c.model_id) AS model, c.provider,
                   c.input_modality, c.output_modality, u.user_id, u.cost_usd, u.key_source, u.kind,
-                  u.latency_ms
+                  u.latency_ms, u.cached, u.saved_usd
              FROM {s}.usage u LEFT JOIN {s}.configs c ON c.id = u.config_id """
         + _FILTER
         + " ORDER BY u.created_at DESC, u.id LIMIT %(limit)s OFFSET %(offset)s",
@@ -146,7 +146,7 @@ async def records(
 _STATE = "SELECT watermark, rolled_through FROM {s}.usage_rollup_state WHERE id = 'usage_daily'"
 _RAW = """SELECT (u.created_at AT TIME ZONE 'UTC')::date AS day, u.model_id, u.user_id, 1 AS requests,
            u.input_tokens, u.output_tokens, COALESCE(u.input_tokens, 0) + COALESCE(u.output_tokens, 0),
-           u.image_count, u.cost_usd
+           u.image_count, u.cost_usd, CASE WHEN u.cached THEN 1 ELSE 0 END, u.saved_usd
       FROM {s}.usage u """
 _SRC = (
     """WITH ok AS (
@@ -155,7 +155,7 @@ _SRC = (
          WHERE id = 'usage_daily' AND watermark = %(wm)s AND rolled_through = %(through)s) AS ok
 ), src AS (
     SELECT d.day, d.model_id, d.user_id, d.requests, d.input_tokens, d.output_tokens, d.total_tokens,
-           d.image_count, d.cost_usd
+           d.image_count, d.cost_usd, d.cached_requests, d.saved_usd
       FROM {s}.usage_daily d
      WHERE d.day >= %(lo)s AND d.day < %(hi)s
        AND (%(user_id)s::text IS NULL OR d.user_id = %(user_id)s)
@@ -184,6 +184,8 @@ _TOTALS = """COALESCE(SUM(s.input_tokens), 0) AS total_input_tokens,
              COALESCE(SUM(s.image_count), 0) AS total_image_count,
              COALESCE(SUM(s.requests), 0) AS total_requests,
              COALESCE(SUM(s.cost_usd), 0) AS total_cost_usd,
+             COALESCE(SUM(s.cached_requests), 0) AS total_cached_requests,
+             COALESCE(SUM(s.saved_usd), 0) AS total_saved_usd,
              (SELECT ok FROM ok) AS consistent"""
 
 _NEVER = datetime.min.replace(tzinfo=UTC)
