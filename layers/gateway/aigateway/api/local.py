@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..services import Services
 from . import (
     anthropic_messages,
+    batches,
     chat,
     configs,
     dashboard,
@@ -32,5 +33,6 @@ def local_app(services: Services) -> GatewayApp:
         openai_models.router,
         anthropic_messages.router,
     ]
+    routers.append(batches.router)
     routers += [configs.router, limits.router, usage.router, gateway_keys.router, dashboard.router]
     return build_app(*routers, services=services, title="AI Gateway (local)")
