@@ -21,6 +21,7 @@ from .secrets import conninfo, resolve
 from .settings import Settings
 
 if TYPE_CHECKING:  # imported lazily at run time: they cost cold-start time
+    from .batch_files import FileStore
     from .batch_queue import BatchQueue
     from .catalog import ModelCatalog
     from .credentials import KeyResolver
@@ -120,6 +121,12 @@ class Services:
         from .flows.batches import run_item
 
         return LocalBatchQueue(self.settings.batch_local_concurrency, lambda b, c: run_item(self, b, c))
+
+    @cached_property
+    def batch_files(self) -> FileStore:
+        from .batch_files import file_store
+
+        return file_store(self.settings)
 
     async def aclose(self) -> None:
         if "batch_queue" in self.__dict__:

@@ -13,6 +13,7 @@ from . import (
     gateway_keys,
     images,
     limits,
+    openai_batches,
     openai_chat,
     openai_embeddings,
     openai_models,
@@ -33,6 +34,6 @@ def local_app(services: Services) -> GatewayApp:
         openai_models.router,
         anthropic_messages.router,
     ]
-    routers.append(batches.router)
+    routers += [batches.router, openai_batches.router]
     routers += [configs.router, limits.router, usage.router, gateway_keys.router, dashboard.router]
     return build_app(*routers, services=services, title="AI Gateway (local)")
