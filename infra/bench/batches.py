@@ -88,11 +88,12 @@ def measure(gw_url: str, gw_pid: int, token: str, model: str, text: str) -> dict
 
 
 def table(res: dict[str, Any]) -> list[str]:
+    c = res["concurrency"]
     return [
         "",
-        f"Batches ({res['items']} chat items, concurrency {res['concurrency']}: client calls vs one batch)",
+        f"Batches ({res['items']} chat items, concurrency {c}: client calls vs one batch)",
         "| path | wall s | gateway CPU ms/item |",
         "|---|---|---|",
-        f"| client, {res['concurrency']} at a time | {res['client_wall_s']:.2f} | {res['client_gateway_cpu_ms_per_item']:.2f} |",
-        f"| batch, local worker x{res['concurrency']} | {res['batch_wall_s']:.2f} | {res['batch_gateway_cpu_ms_per_item']:.2f} |",
+        f"| client, {c} at a time | {res['client_wall_s']:.2f} | {res['client_gateway_cpu_ms_per_item']:.2f} |",
+        f"| batch, local worker x{c} | {res['batch_wall_s']:.2f} | {res['batch_gateway_cpu_ms_per_item']:.2f} |",
     ]
