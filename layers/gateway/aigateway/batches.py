@@ -40,8 +40,8 @@ def request_id(batch_id: str, idx: int) -> str:
     return f"batch:{batch_id}:{idx}"
 
 
-def owner_of(principal: Principal, ip: str | None, upstream_headers: dict[str, str]) -> Owner:
-    """The stored identity of a batch's submitter, or 403 for callers that may not own batches."""
+def check_may_own(principal: Principal) -> Principal:
+    """The caller, or 403 for callers that may not own batches (every batch route checks it)."""
     if not principal.via_api_key and (principal.role == "anon" or not principal.user_id):
         raise GatewayError(
             AUTH_UNAUTHORIZED,
@@ -49,6 +49,12 @@ def owner_of(principal: Principal, ip: str | None, upstream_headers: dict[str, s
             "Batches need a signed-in user or the admin API key.",
             "Call with a user's access token, or with the admin API key.",
         )
+    return principal
+
+
+def owner_of(principal: Principal, ip: str | None, upstream_headers: dict[str, str]) -> Owner:
+    """The stored identity of a batch's submitter."""
+    check_may_own(principal)
     return Owner(principal.role, principal.user_id, principal.email, principal.via_api_key, ip, dict(upstream_headers))
 
 

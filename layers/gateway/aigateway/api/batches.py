@@ -8,18 +8,27 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import batches
+from ..auth import Principal
 from ..flows import batches as flow
 from ..store import batches as store
 from . import batch_shapes as shapes
-from .deps import Svc, User, client_ip, forwarded_headers
+from .deps import Svc, client_ip, forwarded_headers, user
 from .params import Limit
 from .responses import JSON
 
 router = APIRouter(prefix="/api/ai/batches", tags=["batches"])
+
+
+async def _owner_dep(request: Request) -> Principal:
+    """A caller who may own batches: checked before the body, so an anonymous caller gets its 403."""
+    return batches.check_may_own(user(request))
+
+
+Owner = Annotated[Principal, Depends(_owner_dep)]
 
 
 class BatchItemIn(BaseModel):
@@ -38,7 +47,7 @@ class BatchIn(BaseModel):
 
 
 @router.post("", status_code=202)
-async def create_batch(body: BatchIn, request: Request, svc: Svc, who: User) -> JSON:
+async def create_batch(body: BatchIn, request: Request, svc: Svc, who: Owner) -> JSON:
     owner = batches.owner_of(who, client_ip(request), forwarded_headers(request))
     batches.check_items([i.customId for i in body.items], svc.settings.batch_max_items)
     items = [
@@ -49,7 +58,7 @@ async def create_batch(body: BatchIn, request: Request, svc: Svc, who: User) -> 
 
 
 @router.get("")
-async def list_batches(svc: Svc, who: User, limit: Limit = 20, after: Annotated[str | None, Query()] = None) -> JSON:
+async def list_batches(svc: Svc, who: Owner, limit: Limit = 20, after: Annotated[str | None, Query()] = None) -> JSON:
     rows = await store.listing(svc.db, limit=limit, after=after, **batches.may_see(who))
     return JSON(
         {
@@ -60,13 +69,13 @@ async def list_batches(svc: Svc, who: User, limit: Limit = 20, after: Annotated[
 
 
 @router.get("/{batch_id}")
-async def get_batch(batch_id: str, svc: Svc, who: User) -> JSON:
+async def get_batch(batch_id: str, svc: Svc, who: Owner) -> JSON:
     return JSON(shapes.native_batch(await flow.get(svc, who, batch_id)))
 
 
 @router.get("/{batch_id}/results")
 async def batch_results(
-    batch_id: str, svc: Svc, who: User, limit: Limit = 100, after: Annotated[int, Query(ge=0)] = 0
+    batch_id: str, svc: Svc, who: Owner, limit: Limit = 100, after: Annotated[int, Query(ge=0)] = 0
 ) -> JSON:
     """Items in submission order, `limit` a page; `nextCursor` is the `after` of the next page."""
     await flow.get(svc, who, batch_id)
@@ -81,5 +90,5 @@ async def batch_results(
 
 
 @router.post("/{batch_id}/cancel")
-async def cancel_batch(batch_id: str, svc: Svc, who: User) -> JSON:
+async def cancel_batch(batch_id: str, svc: Svc, who: Owner) -> JSON:
     return JSON(shapes.native_batch(await flow.cancel(svc, who, batch_id)))

@@ -17,7 +17,8 @@ from ..errors import invalid_input, not_found
 from ..flows import batches as flow
 from ..store import batches as store
 from . import batch_shapes as shapes
-from .deps import Svc, User, client_ip, forwarded_headers
+from .batches import Owner
+from .deps import Svc, client_ip, forwarded_headers
 from .openai_batch_requests import metadata, parse_lines, read_upload
 from .params import Limit
 from .responses import JSON
@@ -40,8 +41,7 @@ def _file_object(row: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.post("/files")
-async def upload_file(request: Request, svc: Svc, who: User) -> JSON:
-    batches.owner_of(who, None, {})  # the same callers as batches
+async def upload_file(request: Request, svc: Svc, who: Owner) -> JSON:
     upload = read_upload(request.headers.get("content-type"), await request.body())
     file_id = new_id("file-")
     await svc.batch_files.put(file_id, upload.data)
@@ -67,7 +67,7 @@ def _derived(file_id: str) -> tuple[str, str] | None:
 
 
 @router.get("/files/{file_id}")
-async def get_file(file_id: str, svc: Svc, who: User) -> JSON:
+async def get_file(file_id: str, svc: Svc, who: Owner) -> JSON:
     derived = _derived(file_id)
     if derived:
         row = await flow.get(svc, who, derived[0])
@@ -80,7 +80,7 @@ async def get_file(file_id: str, svc: Svc, who: User) -> JSON:
 
 
 @router.get("/files/{file_id}/content")
-async def file_content(file_id: str, svc: Svc, who: User) -> Response:
+async def file_content(file_id: str, svc: Svc, who: Owner) -> Response:
     derived = _derived(file_id)
     if derived:
         return Response(await _rendered(svc, who, *derived), media_type="application/jsonl")
@@ -114,7 +114,7 @@ class BatchCreate(BaseModel):
 
 
 @router.post("/batches")
-async def create_batch(body: BatchCreate, request: Request, svc: Svc, who: User) -> JSON:
+async def create_batch(body: BatchCreate, request: Request, svc: Svc, who: Owner) -> JSON:
     owner = batches.owner_of(who, client_ip(request), forwarded_headers(request))
     if body.completion_window != "24h":
         raise invalid_input("Validation error: completion_window: only '24h' is supported")
@@ -136,7 +136,7 @@ async def create_batch(body: BatchCreate, request: Request, svc: Svc, who: User)
 
 
 @router.get("/batches")
-async def list_batches(svc: Svc, who: User, limit: Limit = 20, after: Annotated[str | None, Query()] = None) -> JSON:
+async def list_batches(svc: Svc, who: Owner, limit: Limit = 20, after: Annotated[str | None, Query()] = None) -> JSON:
     rows = await store.listing(svc.db, limit=limit + 1, after=after, **batches.may_see(who))
     data = [shapes.openai_batch(r) for r in rows[:limit]]
     return JSON(
@@ -151,10 +151,10 @@ async def list_batches(svc: Svc, who: User, limit: Limit = 20, after: Annotated[
 
 
 @router.get("/batches/{batch_id}")
-async def get_batch(batch_id: str, svc: Svc, who: User) -> JSON:
+async def get_batch(batch_id: str, svc: Svc, who: Owner) -> JSON:
     return JSON(shapes.openai_batch(await flow.get(svc, who, batch_id)))
 
 
 @router.post("/batches/{batch_id}/cancel")
-async def cancel_batch(batch_id: str, svc: Svc, who: User) -> JSON:
+async def cancel_batch(batch_id: str, svc: Svc, who: Owner) -> JSON:
     return JSON(shapes.openai_batch(await flow.cancel(svc, who, batch_id)))
