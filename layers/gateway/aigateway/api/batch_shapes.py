@@ -55,6 +55,7 @@ def native_batch(row: dict[str, Any]) -> dict[str, Any]:
         "completedAt": iso_or_none(row["completed_at"]),
         "cancelledAt": iso_or_none(row["cancelled_at"]),
         "stoppedBy": row["stopped_by"],
+        "upstream": row["upstream"],
     }
     if row["metadata"] is not None:
         out["metadata"] = row["metadata"]

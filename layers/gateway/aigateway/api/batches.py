@@ -44,6 +44,8 @@ class BatchIn(BaseModel):
 
     items: list[BatchItemIn]
     metadata: dict[str, str] | None = Field(default=None, max_length=16)
+    # Ask for OpenRouter's Batch API (honoured where the deployment allows it and the items qualify).
+    upstreamBatch: bool | None = None
 
 
 @router.post("", status_code=202)
@@ -53,7 +55,7 @@ async def create_batch(body: BatchIn, request: Request, svc: Svc, who: Owner) ->
     items = [
         (it.customId, batches.parse_native(it.type, it.body, f"items.{n}.body")) for n, it in enumerate(body.items)
     ]
-    batch_id = await flow.submit(svc, owner, items, metadata=body.metadata)
+    batch_id = await flow.submit(svc, owner, items, metadata=body.metadata, upstream_batch=body.upstreamBatch)
     return JSON(shapes.native_batch(await flow.get(svc, who, batch_id)), status_code=202)
 
 

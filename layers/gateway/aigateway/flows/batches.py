@@ -58,9 +58,19 @@ async def submit(
     endpoint: str | None = None,
     input_file_id: str | None = None,
     metadata: dict[str, Any] | None = None,
+    upstream_batch: bool | None = None,
 ) -> str:
-    """Store the batch whole, then queue its items; returns the batch id."""
+    """Store the batch whole, then queue its items (or, where the deployment allows it and the items
+    qualify, send them upstream as one OpenRouter batch); returns the batch id."""
     batches.check_items([cid for cid, _ in items], svc.settings.batch_max_items)
+    from . import openrouter_batches as upstream
+
+    model = (
+        upstream.qualifying_model(items) if upstream.wanted(svc.settings.openrouter_batches, upstream_batch) else None
+    )
+    if model is not None:
+        kw = {"dialect": dialect, "endpoint": endpoint, "input_file_id": input_file_id, "metadata": metadata}
+        return await upstream.submit(svc, owner, items, model, **kw)
     batch_id = batches.new_id()
     new = [store.NewItem(cid, it.kind, it.stored(), it.request.model) for cid, it in items]
     await store.create(

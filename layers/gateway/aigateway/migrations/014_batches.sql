@@ -18,12 +18,17 @@ CREATE TABLE IF NOT EXISTS {s}.batches (
     status text NOT NULL DEFAULT 'in_progress',      -- in_progress | cancelling | cancelled | completed
     total integer NOT NULL,
     stopped_by text,                                 -- QUOTA_EXCEEDED once the quota ran out mid-batch
+    upstream text NOT NULL DEFAULT 'gateway',        -- gateway: each item a live call; openrouter: one upstream batch
+    upstream_batch_id text,                          -- openrouter: its batch id, polled until it ends
+    upstream_key_source text,                        -- openrouter: which key submitted it (env, cloud, byok)
     created_at timestamptz NOT NULL DEFAULT now(),
     completed_at timestamptz,
     cancelled_at timestamptz
 );
 CREATE INDEX IF NOT EXISTS batches_owner_idx ON {s}.batches (owner_user_id, created_at DESC);
 CREATE INDEX IF NOT EXISTS batches_open_idx ON {s}.batches (status) WHERE status IN ('in_progress', 'cancelling');
+CREATE INDEX IF NOT EXISTS batches_upstream_idx ON {s}.batches (created_at)
+    WHERE upstream_batch_id IS NOT NULL AND status IN ('in_progress', 'cancelling');
 
 CREATE TABLE IF NOT EXISTS {s}.batch_items (
     batch_id text NOT NULL REFERENCES {s}.batches (id) ON DELETE CASCADE,
@@ -37,6 +42,11 @@ CREATE TABLE IF NOT EXISTS {s}.batch_items (
     result jsonb,                                    -- the upstream answer, shaped when read
     error jsonb,                                     -- the contract's error body
     attempts integer NOT NULL DEFAULT 0,
+    -- An item sent in an upstream batch is admitted at submission; its quota hold, quota subject
+    -- and configuration wait here for the poll that settles it.
+    hold_id bigint,
+    charge_subject text,
+    config_id uuid,
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (batch_id, custom_id),
     UNIQUE (batch_id, idx)

@@ -54,9 +54,9 @@ class Claimed:
 
 _CREATE = """WITH b AS (
     INSERT INTO {s}.batches (id, dialect, endpoint, input_file_id, metadata, owner_role, owner_user_id,
-                             owner_email, owner_via_api_key, owner_ip, upstream_headers, total)
+                             owner_email, owner_via_api_key, owner_ip, upstream_headers, total, upstream)
     VALUES (%(id)s, %(dialect)s, %(endpoint)s, %(input_file_id)s, %(metadata)s::jsonb, %(role)s, %(user_id)s,
-            %(email)s, %(via_api_key)s, %(ip)s, %(headers)s::jsonb, %(total)s)
+            %(email)s, %(via_api_key)s, %(ip)s, %(headers)s::jsonb, %(total)s, %(upstream)s)
     RETURNING id)
 INSERT INTO {s}.batch_items (batch_id, custom_id, idx, kind, body, model)
 SELECT b.id, u.custom_id, u.idx, u.kind, u.body::jsonb, u.model
@@ -74,6 +74,7 @@ async def create(
     endpoint: str | None = None,
     input_file_id: str | None = None,
     metadata: dict[str, Any] | None = None,
+    upstream: str = "gateway",
 ) -> None:
     """The batch and all its items in one statement: a batch exists whole or not at all."""
     await db.execute(
@@ -91,6 +92,7 @@ async def create(
             "ip": owner.ip,
             "headers": orjson.dumps(owner.upstream_headers).decode(),
             "total": len(items),
+            "upstream": upstream,
             "custom_ids": [i.custom_id for i in items],
             "idxs": list(range(len(items))),
             "kinds": [i.kind for i in items],
@@ -276,6 +278,59 @@ async def cancel(db: Database, batch_id: str) -> None:
             (batch_id,),
         )
     await finish(db, batch_id)
+
+
+# ---- batches sent upstream as one OpenRouter batch (flows/openrouter_batches.py) -------------
+
+
+@dataclass(frozen=True)
+class Held:
+    """An item sent upstream: what settling its answer needs."""
+
+    custom_id: str
+    idx: int
+    model: str
+    hold_id: int | None
+    charge_subject: str | None
+    config_id: str | None
+
+
+async def hold(
+    db: Database, batch_id: str, custom_id: str, *, hold_id: int | None, subject: str, config_id: str
+) -> None:
+    """The item was admitted and goes upstream: running, with its hold kept for the poll."""
+    await db.execute(
+        """UPDATE {s}.batch_items SET status = 'running', attempts = attempts + 1, hold_id = %s,
+                  charge_subject = %s, config_id = %s, updated_at = now()
+            WHERE batch_id = %s AND custom_id = %s AND status = 'pending'""",
+        (hold_id, subject, config_id, batch_id, custom_id),
+    )
+
+
+async def set_upstream(db: Database, batch_id: str, upstream_batch_id: str, key_source: str) -> None:
+    await db.execute(
+        "UPDATE {s}.batches SET upstream_batch_id = %s, upstream_key_source = %s WHERE id = %s",
+        (upstream_batch_id, key_source, batch_id),
+    )
+
+
+async def upstream_open(db: Database) -> list[dict[str, Any]]:
+    """Batches waiting for their upstream batch, oldest first."""
+    return await db.fetch(
+        """SELECT id, upstream_batch_id, upstream_key_source, owner_user_id, upstream_headers
+             FROM {s}.batches
+            WHERE upstream_batch_id IS NOT NULL AND status IN ('in_progress', 'cancelling')
+            ORDER BY created_at"""
+    )
+
+
+async def held(db: Database, batch_id: str) -> list[Held]:
+    rows = await db.fetch(
+        """SELECT custom_id, idx, model, hold_id, charge_subject, config_id::text AS config_id
+             FROM {s}.batch_items WHERE batch_id = %s AND status = 'running' ORDER BY idx""",
+        (batch_id,),
+    )
+    return [Held(r["custom_id"], r["idx"], r["model"], r["hold_id"], r["charge_subject"], r["config_id"]) for r in rows]
 
 
 # ---- files ------------------------------------------------------------------------------------
