@@ -46,6 +46,7 @@ EXPECTED_ROLE_ACTIONS = {
     "GatewayKeysRole": {GET_SECRET, "kms:Encrypt", "kms:Decrypt"},
     "UsageSummaryRole": {
         GET_SECRET,
+        "kms:Decrypt",  # settling upstream (OpenRouter) batches resolves the upstream key
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",
@@ -64,7 +65,15 @@ EXPECTED_ROLE_ACTIONS = {
     "UsageSummaryFunctionHourlyRole": {"lambda:InvokeFunction", "sqs:SendMessage"},
 }
 # Every role whose function resolves the upstream key (gateway keys: /gateway/config and /credits).
-CLOUD_KEY_ROLES = {"ChatRole", "ImagesRole", "EmbeddingsRole", "ConfigsRole", "GatewayKeysRole", "BatchWorkerRole"}
+CLOUD_KEY_ROLES = {
+    "ChatRole",
+    "ImagesRole",
+    "EmbeddingsRole",
+    "ConfigsRole",
+    "GatewayKeysRole",
+    "BatchWorkerRole",
+    "UsageSummaryRole",
+}
 
 KEY_POLICY_CRYPTO = {
     "GatewayKeysRole": {"kms:Encrypt", "kms:Decrypt"},
@@ -73,6 +82,7 @@ KEY_POLICY_CRYPTO = {
     "EmbeddingsRole": {"kms:Decrypt"},
     "ConfigsRole": {"kms:Decrypt"},
     "BatchWorkerRole": {"kms:Decrypt"},
+    "UsageSummaryRole": {"kms:Decrypt"},
 }
 # Actions that use the key (or hand out its use): the account root must match none of them.
 KMS_USE_ACTIONS = [
@@ -116,6 +126,7 @@ ENV_ONLY_ON = {
         "ConfigsFunction",
         "GatewayKeysFunction",
         "BatchWorkerFunction",
+        "UsageSummaryFunction",
     },
     "OPENROUTER_CLOUD_KEY_SECRET": {
         "ChatFunction",
@@ -124,6 +135,7 @@ ENV_ONLY_ON = {
         "ConfigsFunction",
         "GatewayKeysFunction",
         "BatchWorkerFunction",
+        "UsageSummaryFunction",
     },
     "AIGATEWAY_ORIGIN_SECRET": URL_FUNCTIONS,
     "USAGE_SPOOL_QUEUE_URL": {
@@ -135,6 +147,7 @@ ENV_ONLY_ON = {
     },
     "IMAGES_BUCKET": {"ImagesFunction", "ConfigsFunction"},  # configs: batch input files
     "BATCH_QUEUE_URL": {"ConfigsFunction"},
+    "OPENROUTER_BATCHES": {"ConfigsFunction", "UsageSummaryFunction"},
     "AWS_LAMBDA_EXEC_WRAPPER": {"ChatFunction"},
     "AWS_LWA_INVOKE_MODE": {"ChatFunction"},
 }
