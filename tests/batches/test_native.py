@@ -116,3 +116,19 @@ def test_an_item_for_a_model_not_enabled_fails_alone_with_the_contracts_body(gw:
     assert bad["status"] == "failed" and bad["statusCode"] == 400
     assert bad["body"]["error"] == "AI_INVALID_MODEL" and bad["body"]["statusCode"] == 400
     assert sql("SELECT COUNT(*) AS n FROM ai.usage")[0]["n"] == 1
+
+
+@pytest.mark.parametrize("params", [{"limit": "0"}, {"limit": "1001"}, {"after": "-1"}, {"after": "x"}])
+def test_bad_result_pages_are_a_400(gw: Gateway, params: dict[str, str]) -> None:
+    batch = submit(gw, [chat_item("a")], gw.user())
+    r = gw.client.get(f"/api/ai/batches/{batch['id']}/results", params=params, headers=gw.user())
+    assert r.status_code == 400 and r.json()["error"] == "INVALID_INPUT"
+
+
+def test_listing_pages_with_a_cursor(gw: Gateway) -> None:
+    user = gw.user(sub="pager")
+    ids = [submit(gw, [chat_item("a")], user)["id"] for _ in range(3)]
+    first = gw.client.get("/api/ai/batches", params={"limit": 2}, headers=user).json()
+    assert [b["id"] for b in first["batches"]] == ids[::-1][:2] and first["nextCursor"] == ids[1]
+    rest = gw.client.get("/api/ai/batches", params={"limit": 2, "after": first["nextCursor"]}, headers=user).json()
+    assert [b["id"] for b in rest["batches"]] == [ids[0]] and rest["nextCursor"] is None

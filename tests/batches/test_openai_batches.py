@@ -169,3 +169,53 @@ def test_bad_uploads_are_refused(gw: Gateway) -> None:
     assert r.status_code == 400
     with pytest.raises(openai.NotFoundError):
         c.batches.create(input_file_id="file-nope", endpoint="/v1/chat/completions", completion_window="24h")
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{not json\n", "line 1: not valid JSON"),
+        (b"[1, 2]\n", "line 1: must be a JSON object"),
+        (b'{"method": "POST", "url": "/v1/chat/completions", "body": {}}\n', "line 1: custom_id"),
+        (b'{"custom_id": "a", "method": "GET", "url": "/v1/chat/completions", "body": {}}\n', "line 1: method"),
+        (b"\n\n", "items: a batch holds at least one item"),
+    ],
+)
+def test_malformed_lines_are_refused_naming_the_line(gw: Gateway, raw: bytes, message: str) -> None:
+    c = client(gw)
+    buf = io.BytesIO(raw)
+    buf.name = "bad.jsonl"
+    f = c.files.create(file=buf, purpose="batch")
+    with pytest.raises(openai.BadRequestError) as err:
+        c.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions", completion_window="24h")
+    assert message in str(err.value)
+
+
+def test_bad_batch_parameters_and_other_callers_files(gw: Gateway) -> None:
+    c = client(gw)
+    f = c.files.create(file=jsonl([chat_line("a")]), purpose="batch")
+    r = gw.client.post(
+        "/api/ai/v1/batches",
+        json={"input_file_id": f.id, "endpoint": "/v1/chat/completions", "completion_window": "1h"},
+        headers=gw.user(sub="olga"),
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "INVALID_INPUT" and "completion_window" in r.text
+    r = gw.client.post(
+        "/api/ai/v1/batches",
+        json={"input_file_id": f.id, "endpoint": "/v1/chat/completions", "metadata": {"n": 1}},
+        headers=gw.user(sub="olga"),
+    )
+    assert r.status_code == 400 and "metadata" in r.json()["message"]
+    with pytest.raises(openai.NotFoundError):
+        client(gw, sub="mallory").batches.create(
+            input_file_id=f.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+    with pytest.raises(openai.NotFoundError):
+        client(gw, sub="mallory").files.retrieve(f.id)
+    only_purpose = gw.client.post("/api/ai/v1/files", files={"purpose": (None, "batch")}, headers=gw.user())
+    assert only_purpose.status_code == 400 and "file: Field required" in only_purpose.json()["message"]
+    done = _ended(c, c.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions", completion_window="24h").id)
+    assert done.output_file_id
+    assert c.files.retrieve(done.output_file_id).purpose == "batch_output"
+    with pytest.raises(openai.NotFoundError):
+        client(gw, sub="mallory").files.content(done.output_file_id)

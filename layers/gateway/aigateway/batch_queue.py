@@ -58,8 +58,6 @@ class LocalBatchQueue:
         self._queue: asyncio.Queue[Ref] | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._later: set[asyncio.TimerHandle] = set()
-        self._open = 0  # items queued, running or waiting for a retry
-        self._idle: asyncio.Event | None = None
 
     def _ensure(self) -> asyncio.Queue[Ref]:
         if self._queue is None or not self._workers:
@@ -69,7 +67,6 @@ class LocalBatchQueue:
 
     async def send(self, refs: list[Ref]) -> None:
         queue = self._ensure()
-        self._open += len(refs)
         for ref in refs:
             queue.put_nowait(ref)
 
@@ -85,10 +82,6 @@ class LocalBatchQueue:
                 queue.task_done()
             if again is not None:
                 self._retry(queue, ref, again)
-            else:
-                self._open -= 1
-                if self._open == 0 and self._idle is not None:
-                    self._idle.set()
 
     def _retry(self, queue: asyncio.Queue[Ref], ref: Ref, after_s: float) -> None:
         handle: asyncio.TimerHandle | None = None
@@ -100,12 +93,6 @@ class LocalBatchQueue:
 
         handle = asyncio.get_running_loop().call_later(after_s, put)
         self._later.add(handle)
-
-    async def idle(self) -> None:
-        """Wait until no item is queued, running or waiting to be retried (tests, the bench)."""
-        if self._open:
-            self._idle = asyncio.Event()
-            await self._idle.wait()
 
     async def aclose(self) -> None:
         for handle in self._later:
