@@ -63,7 +63,7 @@ async def submit(
     """Store the batch whole, then queue its items (or, where the deployment allows it and the items
     qualify, send them upstream as one OpenRouter batch); returns the batch id."""
     batches.check_items([cid for cid, _ in items], svc.settings.batch_max_items)
-    from . import openrouter_batches as upstream
+    from . import openrouter_batches as upstream  # here: it imports this module's item helpers
 
     model = (
         upstream.qualifying_model(items) if upstream.wanted(svc.settings.openrouter_batches, upstream_batch) else None
