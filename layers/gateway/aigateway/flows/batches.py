@@ -30,6 +30,7 @@ from ..errors import (
     SERVICE_UNAVAILABLE,
     GatewayError,
     not_found,
+    service_unavailable,
 )
 from ..schemas import ChatRequest
 from ..store import batches as store
@@ -76,7 +77,17 @@ async def submit(
     await store.create(
         svc.db, batch_id, owner, new, dialect=dialect, endpoint=endpoint, input_file_id=input_file_id, metadata=metadata
     )
-    await svc.batch_queue.send([(batch_id, cid) for cid, _ in items])
+    try:
+        await svc.batch_queue.send([(batch_id, cid) for cid, _ in items])
+    except Exception as exc:
+        # Not queued, never to run: the batch is removed and the caller told to retry (messages
+        # already sent name a batch that no longer exists, which a worker skips). The error's type
+        # only: an SQS message can carry the queue URL and account.
+        log.warning("queueing batch %s failed (%s); it was not submitted", batch_id, type(exc).__name__)
+        await store.delete(svc.db, batch_id)
+        raise service_unavailable(
+            "The batch queue is unavailable; nothing was submitted. Please retry shortly."
+        ) from None
     return batch_id
 
 

@@ -232,6 +232,10 @@ async def record(
     )
 
 
+async def delete(db: Database, batch_id: str) -> None:
+    await db.execute("DELETE FROM {s}.batches WHERE id = %s", (batch_id,))
+
+
 async def requeue(db: Database, batch_id: str, custom_id: str) -> None:
     """A running item waits again (a passing refusal): cancelling the batch now reaches it too."""
     await db.execute(
