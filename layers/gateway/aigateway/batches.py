@@ -128,4 +128,4 @@ def check_items(custom_ids: list[str], max_items: int) -> None:
 
 def may_see(principal: Principal) -> dict[str, Any]:
     """The visibility parameters of the store's queries for this caller."""
-    return {"user_id": principal.user_id, "via_api_key": principal.via_api_key, "all": principal.is_admin}
+    return {"user_id": principal.user_id, "via_api_key": principal.via_api_key, "see_all": principal.is_admin}

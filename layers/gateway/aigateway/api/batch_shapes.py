@@ -29,7 +29,8 @@ _SHAPES = {
 
 
 def answer_body(dialect: str, batch_id: str, item: dict[str, Any]) -> dict[str, Any]:
-    """A done item's answer in the dialect's live shape."""
+    """A done item's answer in the dialect's live shape. The shaping functions take an `Answer` and
+    read only its result, model and request id; the usage and admission are placeholders."""
     rid = f"batch:{batch_id}:{item['idx']}"
     model = item["model"] or ""
     answer = Answer(item["result"], model, rid, UsageRecord(rid, model), Admission())

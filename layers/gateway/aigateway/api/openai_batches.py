@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
 from .. import batches
+from ..auth import Principal
 from ..batches import new_id
 from ..errors import invalid_input, not_found
 from ..flows import batches as flow
@@ -91,7 +92,7 @@ async def file_content(file_id: str, svc: Svc, who: Owner) -> Response:
     return Response(data, media_type="application/jsonl")
 
 
-async def _rendered(svc: Svc, who: Any, batch_id: str, which: str) -> bytes:
+async def _rendered(svc: Svc, who: Principal, batch_id: str, which: str) -> bytes:
     await flow.get(svc, who, batch_id)
     wanted = ("done",) if which == "output" else ("failed", "cancelled")
     out: list[bytes] = []

@@ -110,23 +110,23 @@ _COUNTS = """SELECT b.*,
   FROM {s}.batches b LEFT JOIN {s}.batch_items i ON i.batch_id = b.id"""
 
 # Who may read a batch: its owner (the admin key's batches belong to every admin-key caller),
-# or any admin when %(all)s.
-_VISIBLE = """(%(all)s OR (%(via_api_key)s AND b.owner_via_api_key)
+# or any admin when %(see_all)s.
+_VISIBLE = """(%(see_all)s OR (%(via_api_key)s AND b.owner_via_api_key)
        OR (NOT %(via_api_key)s AND NOT b.owner_via_api_key AND b.owner_user_id = %(user_id)s))"""
 
 
 async def get(
-    db: Database, batch_id: str, *, user_id: str | None, via_api_key: bool, all: bool
+    db: Database, batch_id: str, *, user_id: str | None, via_api_key: bool, see_all: bool
 ) -> dict[str, Any] | None:
     """The batch with its item counts, if this caller may see it."""
     return await db.fetchone(
         _COUNTS + " WHERE b.id = %(id)s AND " + _VISIBLE + " GROUP BY b.id",
-        {"id": batch_id, "user_id": user_id, "via_api_key": via_api_key, "all": all},
+        {"id": batch_id, "user_id": user_id, "via_api_key": via_api_key, "see_all": see_all},
     )
 
 
 async def listing(
-    db: Database, *, user_id: str | None, via_api_key: bool, all: bool, limit: int, after: str | None
+    db: Database, *, user_id: str | None, via_api_key: bool, see_all: bool, limit: int, after: str | None
 ) -> list[dict[str, Any]]:
     """The caller's batches, newest first, `limit` of them after the batch `after`."""
     return await db.fetch(
@@ -136,7 +136,7 @@ async def listing(
         + """ AND (%(after)s::text IS NULL OR (b.created_at, b.id) <
                    (SELECT created_at, id FROM {s}.batches WHERE id = %(after)s))
             GROUP BY b.id ORDER BY b.created_at DESC, b.id DESC LIMIT %(limit)s""",
-        {"user_id": user_id, "via_api_key": via_api_key, "all": all, "limit": limit, "after": after},
+        {"user_id": user_id, "via_api_key": via_api_key, "see_all": see_all, "limit": limit, "after": after},
     )
 
 
@@ -353,11 +353,11 @@ async def add_file(
 
 
 async def get_file(
-    db: Database, file_id: str, *, user_id: str | None, via_api_key: bool, all: bool
+    db: Database, file_id: str, *, user_id: str | None, via_api_key: bool, see_all: bool
 ) -> dict[str, Any] | None:
     return await db.fetchone(
         "SELECT b.* FROM {s}.batch_files b WHERE b.id = %(id)s AND " + _VISIBLE,
-        {"id": file_id, "user_id": user_id, "via_api_key": via_api_key, "all": all},
+        {"id": file_id, "user_id": user_id, "via_api_key": via_api_key, "see_all": see_all},
     )
 
 
