@@ -107,3 +107,26 @@ def test_items_a_killed_worker_left_open_run_again_at_start_up_and_are_counted_o
         "SELECT input_tokens + output_tokens AS t FROM ai.usage WHERE request_id = %s", (f"batch:{batch['id']}:2",)
     )[0]["t"]
     assert after <= charged + c_tokens  # b's second run charged nothing more
+
+
+def test_an_item_the_upstream_rate_limits_waits_and_runs_again(make_gateway: MakeGateway, sql: SQL) -> None:
+    gw = make_gateway(upstream_max_tries=1)
+    enable_models(gw)
+    sim = {"x-sim-fail-status": "429", "x-sim-fail-times": "1", "x-sim-retry-after": "1", "x-sim-request-key": "rl"}
+    user = {**gw.user(sub="kim"), **sim}
+    batch = submit(gw, [chat_item("a")], user)
+    ended = wait_ended(gw, batch["id"], user, timeout=20)
+    assert ended["counts"]["done"] == 1
+    assert sql("SELECT attempts FROM ai.batch_items")[0]["attempts"] == 2  # refused once, then answered
+    assert len(sim_chats(_sim(gw))) == 2 and len(sql("SELECT 1 FROM ai.usage")) == 1
+
+
+def test_an_item_still_rate_limited_after_its_runs_fails_with_the_429(make_gateway: MakeGateway, sql: SQL) -> None:
+    gw = make_gateway(upstream_max_tries=1, batch_max_attempts=2)
+    enable_models(gw)
+    user = {**gw.user(sub="lee"), "x-sim-fail-status": "429", "x-sim-retry-after": "1"}
+    batch = submit(gw, [chat_item("a")], user)
+    ended = wait_ended(gw, batch["id"], user, timeout=20)
+    item = results(gw, batch["id"], user)[0]
+    assert ended["counts"]["failed"] == 1 and item["statusCode"] == 429 and item["body"]["error"] == "RATE_LIMITED"
+    assert len(sim_chats(_sim(gw))) == 2 and sql("SELECT 1 FROM ai.usage") == []
