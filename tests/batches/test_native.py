@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.batches.helpers import CHAT, chat_item, embed_item, enable_models, results, submit, wait_ended
+from tests.batches.helpers import CHAT, EMBED, chat_item, embed_item, enable_models, results, submit, wait_ended
 from tests.support import SQL, Gateway, MakeGateway, sim_chats
 
 
@@ -132,3 +132,34 @@ def test_listing_pages_with_a_cursor(gw: Gateway) -> None:
     assert [b["id"] for b in first["batches"]] == ids[::-1][:2] and first["nextCursor"] == ids[1]
     rest = gw.client.get("/api/ai/batches", params={"limit": 2, "after": first["nextCursor"]}, headers=user).json()
     assert [b["id"] for b in rest["batches"]] == [ids[0]] and rest["nextCursor"] is None
+
+
+def test_result_pages_fit_the_response_cap(make_gateway: MakeGateway) -> None:
+    """Lambda's buffered answers are capped (MAX_RESPONSE_BYTES): a page holds what fits, the
+    cursor goes on from there, and an item too large alone is a 413 that says how to read it."""
+    gw = make_gateway(max_response_bytes=3000)
+    enable_models(gw)
+    user = gw.user()
+
+    def item(cid: str) -> dict[str, object]:
+        return {"customId": cid, "type": "embeddings", "body": {"model": EMBED, "input": "text", "dimensions": 40}}
+
+    batch = submit(gw, [item(f"e{i}") for i in range(4)], {**user, "x-sim-embedding-dims": "40"})
+    wait_ended(gw, batch["id"], user)
+    seen: list[str] = []
+    after: int | None = 0
+    pages = 0
+    while after is not None:
+        r = gw.client.get(f"/api/ai/batches/{batch['id']}/results", params={"after": after}, headers=user)
+        assert r.status_code == 200 and len(r.content) <= 3000, r.text[:200]
+        assert all(x["status"] == "done" for x in r.json()["results"])
+        seen += [x["customId"] for x in r.json()["results"]]
+        after, pages = r.json()["nextCursor"], pages + 1
+    assert seen == ["e0", "e1", "e2", "e3"] and pages > 1
+
+    # An answer stored by a gateway without the cap (the local server, say) does not fit a page here.
+    uncapped = make_gateway()
+    big = submit(uncapped, [embed_item("huge")], {**user, "x-sim-embedding-dims": "400"})
+    wait_ended(uncapped, big["id"], user)
+    r = gw.client.get(f"/api/ai/batches/{big['id']}/results", headers=user)
+    assert r.status_code == 413 and r.json()["error"] == "RESPONSE_TOO_LARGE" and "limit=1" in r.json()["nextActions"]

@@ -219,3 +219,20 @@ def test_bad_batch_parameters_and_other_callers_files(gw: Gateway) -> None:
     assert c.files.retrieve(done.output_file_id).purpose == "batch_output"
     with pytest.raises(openai.NotFoundError):
         client(gw, sub="mallory").files.content(done.output_file_id)
+
+
+def test_an_output_file_over_the_response_cap_is_a_413(gw: Gateway, make_gateway: MakeGateway) -> None:
+    c = client(gw, **{"x-sim-embedding-dims": "400"})
+    lines = [
+        {"custom_id": f"e{i}", "method": "POST", "url": "/v1/embeddings", "body": {"model": EMBED, "input": "t"}}
+        for i in range(3)
+    ]
+    f = c.files.create(file=jsonl(lines), purpose="batch")
+    done = _ended(c, c.batches.create(input_file_id=f.id, endpoint="/v1/embeddings", completion_window="24h").id)
+    assert done.output_file_id
+    capped = make_gateway(max_response_bytes=5000)  # as on Lambda, whose buffered answers are capped
+    with pytest.raises(openai.APIStatusError) as err:
+        client(capped).files.content(done.output_file_id)
+    assert err.value.status_code == 413
+    body: Any = err.value.body
+    assert body["code"] == "RESPONSE_TOO_LARGE"

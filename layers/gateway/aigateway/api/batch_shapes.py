@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from ..errors import RESPONSE_TOO_LARGE, GatewayError
 from ..flows.common import Answer
 from ..limits import Admission
 from ..store.batches import timestamp
@@ -73,6 +74,33 @@ def native_result(batch_id: str, item: dict[str, Any]) -> dict[str, Any]:
         out["statusCode"] = item["status_code"]
         out["body"] = item["error"]
     return out
+
+
+def too_large(what: str, cap: int, batch_id: str) -> GatewayError:
+    return GatewayError(
+        RESPONSE_TOO_LARGE,
+        413,
+        f"{what} is larger than this endpoint's {cap}-byte response limit.",
+        f"Read the answers a few at a time: GET /api/ai/batches/{batch_id}/results?limit=1",
+    )
+
+
+def results_page(batch_id: str, rows: list[dict[str, Any]], limit: int, cap: int) -> dict[str, Any]:
+    """A page of results that fits `cap` bytes (0: no cap; Lambda's buffered answers are capped):
+    items are added while they fit, and `nextCursor` says where the next page starts."""
+    out: list[dict[str, Any]] = []
+    size = 64  # the envelope
+    for r in rows:
+        item = native_result(batch_id, r)
+        if cap:
+            size += len(orjson.dumps(item)) + 1
+            if size > cap:
+                if not out:
+                    raise too_large(f"The answer of item {r['custom_id']!r}", cap, batch_id)
+                return {"results": out, "nextCursor": r["idx"]}
+        out.append(item)
+    more = len(rows) == limit and rows
+    return {"results": out, "nextCursor": rows[-1]["idx"] + 1 if more else None}
 
 
 # ---- OpenAI --------------------------------------------------------------------------------------

@@ -79,16 +79,11 @@ async def get_batch(batch_id: str, svc: Svc, who: Owner) -> JSON:
 async def batch_results(
     batch_id: str, svc: Svc, who: Owner, limit: Limit = 100, after: Annotated[int, Query(ge=0)] = 0
 ) -> JSON:
-    """Items in submission order, `limit` a page; `nextCursor` is the `after` of the next page."""
+    """Items in submission order, `limit` a page (fewer where the response cap is reached);
+    `nextCursor` is the `after` of the next page."""
     await flow.get(svc, who, batch_id)
     rows = await store.results(svc.db, batch_id, after=after, limit=limit, finished_only=False)
-    more = len(rows) == limit
-    return JSON(
-        {
-            "results": [shapes.native_result(batch_id, r) for r in rows],
-            "nextCursor": rows[-1]["idx"] + 1 if more else None,
-        }
-    )
+    return JSON(shapes.results_page(batch_id, rows, limit, svc.settings.max_response_bytes))
 
 
 @router.post("/{batch_id}/cancel")

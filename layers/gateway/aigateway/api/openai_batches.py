@@ -95,11 +95,16 @@ async def file_content(file_id: str, svc: Svc, who: Owner) -> Response:
 async def _rendered(svc: Svc, who: Principal, batch_id: str, which: str) -> bytes:
     await flow.get(svc, who, batch_id)
     wanted = ("done",) if which == "output" else ("failed", "cancelled")
+    cap = svc.settings.max_response_bytes
     out: list[bytes] = []
-    after = 0
+    size, after = 0, 0
     while True:
         rows = await store.results(svc.db, batch_id, after=after, limit=PAGE, finished_only=False)
-        out += [shapes.openai_line(batch_id, r) for r in rows if r["status"] in wanted]
+        for line in (shapes.openai_line(batch_id, r) for r in rows if r["status"] in wanted):
+            size += len(line)
+            if cap and size > cap:
+                raise shapes.too_large(f"The {which} file of batch {batch_id}", cap, batch_id)
+            out.append(line)
         if len(rows) < PAGE:
             return b"".join(out)
         after = rows[-1]["idx"] + 1
