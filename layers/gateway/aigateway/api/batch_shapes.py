@@ -18,15 +18,15 @@ from ..limits import Admission
 from ..store.batches import timestamp
 from ..store.usage import UsageRecord
 from ..timefmt import iso_or_none, iso_utc
-from . import native_shapes, openai_shapes
 from .failures import openai_error_type
 
-_SHAPES = {
-    ("native", "chat"): native_shapes.chat_body,
-    ("native", "embeddings"): native_shapes.embeddings_body,
-    ("openai", "chat"): openai_shapes.chat_body,
-    ("openai", "embeddings"): openai_shapes.embeddings_body,
-}
+
+def _shape(dialect: str, kind: str) -> Any:
+    """The live shaping function; imported when an answer is read, not at the function's cold start."""
+    from . import native_shapes, openai_shapes
+
+    module: Any = native_shapes if dialect == "native" else openai_shapes
+    return module.chat_body if kind == "chat" else module.embeddings_body
 
 
 def answer_body(dialect: str, batch_id: str, item: dict[str, Any]) -> dict[str, Any]:
@@ -35,7 +35,8 @@ def answer_body(dialect: str, batch_id: str, item: dict[str, Any]) -> dict[str, 
     rid = f"batch:{batch_id}:{item['idx']}"
     model = item["model"] or ""
     answer = Answer(item["result"], model, rid, UsageRecord(rid, model), Admission())
-    return _SHAPES[(dialect, item["kind"])](answer)
+    body: dict[str, Any] = _shape(dialect, item["kind"])(answer)
+    return body
 
 
 def counts(row: dict[str, Any]) -> dict[str, int]:

@@ -11,8 +11,6 @@ endpoint, and its body is converted to the native request exactly as the live Op
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.parser import BytesParser
-from email.policy import HTTP
 from typing import Any
 
 import orjson
@@ -21,7 +19,6 @@ from pydantic import ValidationError
 from ..batches import ItemRequest, check_not_streamed
 from ..errors import GatewayError, invalid_input
 from ..schemas import EmbeddingsRequest
-from .openai_requests import OpenAIChatRequest, to_native
 
 ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings"}
 
@@ -37,6 +34,9 @@ def read_upload(content_type: str | None, body: bytes) -> Upload:
     """The `purpose` and `file` of a multipart form; 400 INVALID_INPUT naming what is missing."""
     if not content_type or not content_type.lower().startswith("multipart/form-data"):
         raise invalid_input("Validation error: the upload must be multipart/form-data with `purpose` and `file`")
+    from email.parser import BytesParser  # here: uploads are rare, cold starts are not
+    from email.policy import HTTP
+
     msg = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
     fields: dict[str, tuple[str | None, bytes]] = {}
     if msg.is_multipart():
@@ -78,6 +78,8 @@ def parse_line(n: int, raw: bytes, endpoint: str) -> tuple[str, ItemRequest]:
         raise _line_error(n, f"url: every line of this batch must name {endpoint}")
     if not isinstance(body, dict):
         raise _line_error(n, "body: a JSON object is required")
+    from .openai_requests import OpenAIChatRequest, to_native  # here: only batch creation needs it
+
     try:
         if ENDPOINTS[endpoint] == "chat":
             native, extra = to_native(OpenAIChatRequest.model_validate(body))
