@@ -172,3 +172,21 @@ def test_an_item_that_must_wait_is_a_partial_batch_failure_and_bad_records_are_d
     assert statuses == ["done", "pending"]
     sql("DELETE FROM ai.limit_settings")
     sql("DELETE FROM ai.rate_counters")
+
+
+def test_an_item_the_upstream_rate_limits_comes_back_after_its_retry_after(
+    setup: Setup, start_function: StartBuffered, aws: dict[str, str], sql: SQL
+) -> None:
+    configs, user, sqs = setup.configs, setup.user, setup.sqs
+    sim = {"x-sim-fail-status": "429", "x-sim-fail-times": "1", "x-sim-retry-after": "1", "x-sim-request-key": "w"}
+    batch_id = _submit(configs, user, ITEMS[:1], **sim)
+    messages = _receive_all(sqs, aws["BatchQueue"], 1)  # invisible for 600 s as received
+    worker = start_function("BatchWorkerFunction", UPSTREAM_MAX_TRIES="1")
+    first = json.loads(worker.invoke(_event(messages)).payload or b"{}")
+    assert first == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
+    assert sql("SELECT status FROM ai.batch_items")[0]["status"] == "pending"
+    back = _receive_all(sqs, aws["BatchQueue"], 1)  # visible again after ~1 s, not 600
+    assert [json.loads(m["Body"])["customId"] for m in back] == ["c1"]
+    second = json.loads(worker.invoke(_event(back)).payload or b"{}")
+    assert second == {"batchItemFailures": []}
+    assert [r["request_id"] for r in sql("SELECT request_id FROM ai.usage")] == [f"batch:{batch_id}:0"]
