@@ -236,3 +236,19 @@ def test_an_output_file_over_the_response_cap_is_a_413(gw: Gateway, make_gateway
     assert err.value.status_code == 413
     body: Any = err.value.body
     assert body["code"] == "RESPONSE_TOO_LARGE"
+
+
+def test_list_and_delete_files(gw: Gateway) -> None:
+    c = client(gw)
+    a = c.files.create(file=jsonl([chat_line("a")]), purpose="batch")
+    b = c.files.create(file=jsonl([chat_line("b")]), purpose="batch")
+    assert [f.id for f in c.files.list()] == [b.id, a.id]
+    assert list(client(gw, sub="someone-else").files.list()) == []
+    with pytest.raises(openai.NotFoundError):
+        client(gw, sub="someone-else").files.delete(a.id)
+    deleted = c.files.delete(a.id)
+    assert deleted.deleted is True and deleted.id == a.id
+    assert [f.id for f in c.files.list()] == [b.id]
+    with pytest.raises(openai.NotFoundError):
+        c.files.content(a.id)
+    assert not (gw.settings.home / "batch-files" / f"{a.id}.jsonl").exists()

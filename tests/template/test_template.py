@@ -41,7 +41,7 @@ EXPECTED_ROLE_ACTIONS = {
     "ChatRole": {GET_SECRET, "sqs:SendMessage", "kms:Decrypt"},
     "ImagesRole": {GET_SECRET, "sqs:SendMessage", "kms:Decrypt", "s3:PutObject", "s3:GetObject"},
     "EmbeddingsRole": {GET_SECRET, "sqs:SendMessage", "kms:Decrypt"},
-    "ConfigsRole": {GET_SECRET, "kms:Decrypt", "sqs:SendMessage", "s3:PutObject", "s3:GetObject"},
+    "ConfigsRole": {GET_SECRET, "kms:Decrypt", "sqs:SendMessage", "s3:PutObject", "s3:GetObject", "s3:DeleteObject"},
     "UsageRole": {GET_SECRET},
     "GatewayKeysRole": {GET_SECRET, "kms:Encrypt", "kms:Decrypt"},
     "UsageSummaryRole": {

@@ -22,6 +22,7 @@ PREFIX = "batch-files/"
 class FileStore(Protocol):
     async def put(self, file_id: str, data: bytes) -> None: ...
     async def get(self, file_id: str) -> bytes | None: ...
+    async def delete(self, file_id: str) -> None: ...
 
 
 class LocalFileStore:
@@ -37,6 +38,9 @@ class LocalFileStore:
     async def get(self, file_id: str) -> bytes | None:
         path = self._path(file_id)
         return await asyncio.to_thread(path.read_bytes) if path.exists() else None
+
+    async def delete(self, file_id: str) -> None:
+        await asyncio.to_thread(self._path(file_id).unlink, missing_ok=True)
 
 
 class S3FileStore:
@@ -74,6 +78,9 @@ class S3FileStore:
 
     async def get(self, file_id: str) -> bytes | None:
         return await asyncio.to_thread(self._get_sync, file_id)
+
+    async def delete(self, file_id: str) -> None:
+        await asyncio.to_thread(self._s3().delete_object, Bucket=self.bucket, Key=f"{PREFIX}{file_id}.jsonl")
 
 
 def file_store(settings: Settings) -> FileStore:

@@ -58,6 +58,25 @@ async def upload_file(request: Request, svc: Svc, who: Owner) -> JSON:
     return JSON(_file_object(row))
 
 
+@router.get("/files")
+async def list_files(svc: Svc, who: Owner, limit: Limit = 20, after: Annotated[str | None, Query()] = None) -> JSON:
+    """The caller's uploaded files (a batch's output and error files are reached from the batch)."""
+    rows = await store.list_files(svc.db, limit=limit + 1, after=after, **batches.may_see(who))
+    data = [_file_object(r) for r in rows[:limit]]
+    return JSON({"object": "list", "data": data, "has_more": len(rows) > limit})
+
+
+@router.delete("/files/{file_id}")
+async def delete_file(file_id: str, svc: Svc, who: Owner) -> JSON:
+    """Delete an uploaded file (batches made from it keep their items)."""
+    found = await store.get_file(svc.db, file_id, **batches.may_see(who))
+    if found is None:
+        raise not_found(f"File {file_id} not found")
+    await svc.batch_files.delete(file_id)
+    await store.delete_file(svc.db, file_id)
+    return JSON({"id": file_id, "object": "file", "deleted": True})
+
+
 def _derived(file_id: str) -> tuple[str, str] | None:
     """(batch id, which) of an output or error file id."""
     for which in ("output", "errors"):

@@ -361,5 +361,23 @@ async def get_file(
     )
 
 
+async def list_files(
+    db: Database, *, user_id: str | None, via_api_key: bool, see_all: bool, limit: int, after: str | None
+) -> list[dict[str, Any]]:
+    """The caller's files, newest first, `limit` of them after the file `after`."""
+    return await db.fetch(
+        "SELECT b.* FROM {s}.batch_files b WHERE "
+        + _VISIBLE
+        + """ AND (%(after)s::text IS NULL OR (b.created_at, b.id) <
+                   (SELECT created_at, id FROM {s}.batch_files WHERE id = %(after)s))
+            ORDER BY b.created_at DESC, b.id DESC LIMIT %(limit)s""",
+        {"user_id": user_id, "via_api_key": via_api_key, "see_all": see_all, "limit": limit, "after": after},
+    )
+
+
+async def delete_file(db: Database, file_id: str) -> None:
+    await db.execute("DELETE FROM {s}.batch_files WHERE id = %s", (file_id,))
+
+
 def timestamp(value: datetime | None) -> int | None:
     return int(value.timestamp()) if value is not None else None
