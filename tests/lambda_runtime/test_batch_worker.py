@@ -50,11 +50,13 @@ def _event(messages: list[dict[str, Any]]) -> dict[str, Any]:
     return {"Records": records}
 
 
-def _receive_all(sqs: Any, url: str, n: int) -> list[dict[str, Any]]:
+def _receive_all(sqs: Any, url: str, n: int, within_s: float = 20) -> list[dict[str, Any]]:
     got: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + within_s
     while len(got) < n and time.monotonic() < deadline:
-        got += sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600).get("Messages", [])
+        got += sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
     return got
 
 
@@ -182,9 +184,10 @@ def test_an_item_the_upstream_rate_limits_comes_back_after_its_retry_after(
     batch_id = _submit(configs, user, ITEMS[:1], **sim)
     messages = _receive_all(sqs, aws["BatchQueue"], 1)  # invisible for 600 s as received
     worker = start_function("BatchWorkerFunction", UPSTREAM_MAX_TRIES="1")
-    first = json.loads(worker.invoke(_event(messages)).payload or b"{}")
-    assert first == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
-    assert sql("SELECT status FROM ai.batch_items")[0]["status"] == "pending"
+    inv = worker.invoke(_event(messages))
+    first = json.loads(inv.payload or b"{}")
+    assert first == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}, worker.process.log()
+    assert sql("SELECT status FROM ai.batch_items WHERE batch_id = %s", (batch_id,))[0]["status"] == "pending"
     back = _receive_all(sqs, aws["BatchQueue"], 1)  # visible again after ~1 s, not 600
     assert [json.loads(m["Body"])["customId"] for m in back] == ["c1"]
     second = json.loads(worker.invoke(_event(back)).payload or b"{}")
