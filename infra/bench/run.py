@@ -18,7 +18,8 @@ and the JSON says so.
 Measures: (1) non-stream chat p50/p99/requests-per-second at concurrency 1/16/64 for the
 simulator directly, the gateway and LiteLLM; (2) streaming: time to first chunk, added delay
 per chunk and merged-chunk checks with 20 chunks paced 20 ms apart, concurrency 1 and 64;
-(3) cold start of each functions/<name> handler (coldstart.py). Writes
+(3) cold start of each functions/<name> handler (coldstart.py); (4) with `--only batch`, 1,000
+chat items as one batch vs sent by a client (batches.py). Writes
 bench-results/bench-<time>.json and prints a table.
 
 One module of ~600 lines on purpose: it is a script read top to bottom (start the stack, run each
@@ -48,6 +49,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
+import batches  # noqa: E402
 import coldstart  # noqa: E402
 import loadgen  # noqa: E402
 import peers  # noqa: E402
@@ -519,6 +521,8 @@ def table(res: dict[str, Any]) -> str:
         for name, r in cs.items():
             top = ", ".join(f"{t['package']} {t['ms']}" for t in r["top_imports"][:5])
             lines.append(f"| {name} | {r['import_init_ms']:.0f} | {r['cpu_ms']:.0f} | {r['rss_mb']:.1f} | {top} |")
+    if res.get("batch"):
+        lines += batches.table(res["batch"])
     tg = res.get("targets")
     if tg:
         lines += ["", "Targets", "| target | goal | measured | met |", "|---|---|---|---|"]
@@ -648,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack()
     litellm: peers.LiteLLM | None = None
     try:
-        if sections & {"nonstream", "stream"}:
+        if sections & {"nonstream", "stream", "batch"}:
             stack.start()
         res["meta"] = meta(args, peers.version() if args.peers else None)
         res["meta"]["limits_on"] = getattr(stack, "limits_on", None)
@@ -662,6 +666,8 @@ def main(argv: list[str] | None = None) -> int:
         if "stream" in sections:
             concs = [int(c) for c in args.stream_concurrency.split(",")]
             res["stream"] = streaming(stack, concs, args.stream_duration)
+        if "batch" in sections and stack.gw is not None:  # batches.py: 1,000 items, batch vs client
+            res["batch"] = batches.measure(stack.gw_url, stack.gw.pid, stack.user_token, MODEL, USER_TEXT)
     finally:
         if litellm is not None:
             litellm.stop()

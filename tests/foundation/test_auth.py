@@ -17,6 +17,9 @@ GENERATION = {"/api/ai/chat/completion", "/api/ai/image/generation", "/api/ai/em
 OPEN = {"/api/ai/health", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
 
 
+BATCHES = ("/api/ai/batches", "/api/ai/v1/batches", "/api/ai/v1/files")  # signed-in users, not anon
+
+
 def _is_generation(path: str) -> bool:
     return path in GENERATION or path.startswith("/api/ai/v1/")
 
@@ -55,8 +58,12 @@ def _credentials(gw: Gateway) -> dict[str, dict[str, str]]:
     }
 
 
-def _expected(cred: str, generation: bool) -> tuple[int, str] | None:
+def _expected(cred: str, generation: bool, batch: bool = False) -> tuple[int, str] | None:
     """(status, code) the contract prescribes, or None when auth must pass."""
+    if batch and cred == "anon":
+        return (403, "AUTH_UNAUTHORIZED")
+    if batch and cred in ("authenticated", "no_role_claim"):
+        return None
     if cred in ("none", "malformed", "empty_bearer"):
         return (401, "AUTH_INVALID_CREDENTIALS")
     if cred in ("expired", "wrong_signature", "garbage_jwt"):
@@ -83,7 +90,7 @@ def test_every_route_every_credential(gateway: Gateway) -> None:
         for name, headers in creds.items():
             kwargs: dict[str, Any] = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
             r = gateway.client.request(method, path, headers=headers, **kwargs)
-            want = _expected(name, _is_generation(path))
+            want = _expected(name, _is_generation(path), path.startswith(BATCHES))
             if want is None:
                 if r.status_code in (401, 403) or r.status_code >= 500:
                     failures.append((method, path, name, r.status_code, r.text[:120]))

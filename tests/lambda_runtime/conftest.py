@@ -75,6 +75,7 @@ def aws(moto_endpoint: str) -> dict[str, str]:
     key_id = boto3.client("kms", **kw).create_key()["KeyMetadata"]["KeyId"]
     sqs = boto3.client("sqs", **kw)
     queue = sqs.create_queue(QueueName="harness-usage-spool")["QueueUrl"]
+    batch_queue = sqs.create_queue(QueueName="harness-batches")["QueueUrl"]
     s3 = boto3.client("s3", **kw)
     s3.create_bucket(Bucket="harness-images")
     return {
@@ -84,6 +85,7 @@ def aws(moto_endpoint: str) -> dict[str, str]:
         "ByokKey": key_id,
         "ByokKey.Arn": f"arn:aws:kms:us-east-1:123456789012:key/{key_id}",
         "UsageSpoolQueue": queue,
+        "BatchQueue": batch_queue,
         "ImagesBucket": "harness-images",
         "DbHost": "db.invalid",
         "DbSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:unused-db",

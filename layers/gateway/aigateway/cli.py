@@ -89,7 +89,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from .api.local import local_app
     from .auth import mint_jwt
-    from .local import with_usage_replay
+    from .local import with_batch_resume, with_usage_replay
     from .services import Services
 
     simulated = not settings.openrouter_api_key and "OPENROUTER_BASE_URL" not in os.environ
@@ -125,7 +125,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     services = Services.from_settings(settings)
     # No proxy headers: uvicorn would take a loopback caller's X-Forwarded-For as its address
     # (api/client_address.py trusts proxies only when TRUSTED_PROXY_HOPS says so).
-    app = with_usage_replay(local_app(services), services)
+    app = with_batch_resume(with_usage_replay(local_app(services), services), services)
     uvicorn.run(
         app,
         host=args.host,

@@ -6,6 +6,7 @@ keeps tokens and the BYOK master key valid; values in the environment win over t
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -82,6 +83,46 @@ def with_usage_replay(app: FastAPI, services: Services) -> FastAPI:
 
     app.router.lifespan_context = lifespan
     return app
+
+
+def with_batch_resume(app: FastAPI, services: Services) -> FastAPI:
+    """The app, taking up at start-up every batch item an earlier run left open (the server was
+    stopped or killed mid-batch): locally, the in-process queue is the delivery that must not
+    lose an item. An item that ran to its usage row before the stop is billed once all the same."""
+    from .store.batches import open_items
+
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        async with inner(a) as state:
+            if not services.settings.batch_queue_url:
+                try:
+                    await services.batch_queue.send(await open_items(services.db))
+                except Exception:
+                    log.warning("open batch items could not be resumed at start-up", exc_info=True)
+            poller = None
+            if services.settings.openrouter_batches != "off":  # what the scheduled function does on AWS
+                poller = asyncio.get_running_loop().create_task(_poll_upstream_batches(services))
+            try:
+                yield state
+            finally:
+                if poller is not None:
+                    poller.cancel()
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+async def _poll_upstream_batches(services: Services) -> None:
+    from .flows.openrouter_batches import poll
+
+    while True:
+        await asyncio.sleep(services.settings.batch_poll_interval_s)
+        try:
+            await poll(services)
+        except Exception:
+            log.warning("polling upstream batches failed; the next poll retries", exc_info=True)
 
 
 class EmbeddedPostgres:

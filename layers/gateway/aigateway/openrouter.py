@@ -267,7 +267,7 @@ class OpenRouterClient:
             body = None
             if status < 400:
                 raise UpstreamFailure(502, "the AI provider sent an unreadable answer") from None
-        if status >= 400 or (isinstance(body, dict) and "error" in body and "choices" not in body):
+        if status >= 400 or (isinstance(body, dict) and body.get("error") and "choices" not in body):
             code, message, meta = _error_of(body)
             effective = status if status >= 400 else (code or 502)
             raise UpstreamFailure(effective, message, _retry_after(headers), meta)

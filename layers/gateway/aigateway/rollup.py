@@ -167,6 +167,8 @@ async def run(settings: Settings, db: Database, budget_s: float = 240.0) -> dict
     result["spool_drained"] = drained
     result["spool_errors"] = spool_errors
     result["cache_expired"] = await sweep_cache(db)
+    if settings.openrouter_batches != "off":
+        result["upstream_batch_items_settled"] = await settle_upstream_batches(settings, db)
     return result
 
 
@@ -180,6 +182,27 @@ async def sweep_cache(db: Database) -> int:
     except Exception as exc:
         log.warning("cache sweep failed", extra={"error": type(exc).__name__})
         return 0
+
+
+
+async def settle_upstream_batches(settings: Settings, db: Database) -> int:
+    """Poll the OpenRouter batches still running and settle those that ended
+    (flows/openrouter_batches.py). Imported only where the option is on: the upstream client and
+    key resolution cost cold-start time the rollup does not otherwise pay. Never raises."""
+    from .flows.openrouter_batches import poll
+    from .services import Services
+
+    svc = Services(settings=settings, db=db)
+    try:
+        return await poll(svc)
+    except Exception as exc:
+        log.warning("settling upstream batches failed", extra={"error": type(exc).__name__})
+        return 0
+    finally:
+        if "usage" in svc.__dict__:
+            await svc.usage.aclose()
+        if "upstream" in svc.__dict__:
+            await svc.upstream.aclose()
 
 
 def _log(level: str, message: str, **fields: Any) -> None:

@@ -21,6 +21,8 @@ from .secrets import conninfo, resolve
 from .settings import Settings
 
 if TYPE_CHECKING:  # imported lazily at run time: they cost cold-start time
+    from .batch_files import FileStore
+    from .batch_queue import BatchQueue
     from .cache import HotEntries
     from .catalog import ModelCatalog
     from .credentials import KeyResolver
@@ -119,7 +121,26 @@ class Services:
 
         return image_store(self.settings)
 
+    @cached_property
+    def batch_queue(self) -> BatchQueue:
+        """Where batch items wait: SQS on AWS, else workers on this process's event loop."""
+        from .batch_queue import LocalBatchQueue, SqsBatchQueue
+
+        if self.settings.batch_queue_url:
+            return SqsBatchQueue(self.settings.batch_queue_url)
+        from .flows.batches import run_item
+
+        return LocalBatchQueue(self.settings.batch_local_concurrency, lambda b, c: run_item(self, b, c))
+
+    @cached_property
+    def batch_files(self) -> FileStore:
+        from .batch_files import file_store
+
+        return file_store(self.settings)
+
     async def aclose(self) -> None:
+        if "batch_queue" in self.__dict__:
+            await self.batch_queue.aclose()
         if "usage" in self.__dict__:
             await self.usage.aclose()
         if "upstream" in self.__dict__:

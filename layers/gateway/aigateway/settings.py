@@ -141,6 +141,18 @@ class Settings:
 
     log_level: str = "INFO"
 
+    # Batches (flows/batches.py): items per batch; runs of an item a passing refusal may take; on
+    # AWS the SQS queue the batch worker consumes, locally how many items run at once in-process.
+    batch_max_items: int = 1000
+    batch_max_attempts: int = 5
+    batch_queue_url: str | None = None
+    batch_local_concurrency: int = 16
+    # OpenRouter's Batch API for batches whose items qualify (flows/openrouter_batches.py): "off",
+    # "allowed" (a batch asks with `upstreamBatch: true`) or "always"; polled every this many seconds
+    # locally (on AWS by the scheduled usage_summary function).
+    openrouter_batches: str = "off"
+    batch_poll_interval_s: float = 30.0
+
     # The secret the CloudFront front door adds to every origin request (api/front_door.py).
     # Set, requests without it are refused: the function URLs are public.
     origin_secret: str | None = None
@@ -211,6 +223,12 @@ class Settings:
             cache_evict_interval_s=_float(e.get("CACHE_EVICT_INTERVAL_S"), 60.0),
             log_level=(e.get("POWERTOOLS_LOG_LEVEL") or e.get("LOG_LEVEL") or "INFO").upper(),
             origin_secret=_opt(e.get("AIGATEWAY_ORIGIN_SECRET")),
+            batch_max_items=max(1, _int(e.get("BATCH_MAX_ITEMS"), 1000)),
+            batch_max_attempts=max(1, _int(e.get("BATCH_MAX_ATTEMPTS"), 5)),
+            batch_queue_url=_opt(e.get("BATCH_QUEUE_URL")),
+            batch_local_concurrency=max(1, _int(e.get("BATCH_LOCAL_CONCURRENCY"), 16)),
+            openrouter_batches=(e.get("OPENROUTER_BATCHES") or "off").strip().lower(),
+            batch_poll_interval_s=_float(e.get("BATCH_POLL_INTERVAL_S"), 30.0),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

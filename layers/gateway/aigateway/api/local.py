@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..services import Services
 from . import (
     anthropic_messages,
+    batches,
     cache,
     chat,
     configs,
@@ -13,6 +14,7 @@ from . import (
     gateway_keys,
     images,
     limits,
+    openai_batches,
     openai_chat,
     openai_embeddings,
     openai_models,
@@ -33,5 +35,6 @@ def local_app(services: Services) -> GatewayApp:
         openai_models.router,
         anthropic_messages.router,
     ]
+    routers += [batches.router, openai_batches.router]
     routers += [configs.router, limits.router, usage.router, gateway_keys.router, dashboard.router, cache.router]
     return build_app(*routers, services=services, title="AI Gateway (local)")

@@ -43,7 +43,7 @@ OptionalUUID = Annotated[UUID | None, BeforeValidator(_blank_is_none)]
 Filter = Annotated[Annotated[str, StringConstraints(max_length=256), NoNul] | None, BeforeValidator(_blank_is_none)]
 Limit = Annotated[int, Query(ge=1, le=1000), BeforeValidator(_ascii_whole_number)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000), BeforeValidator(_ascii_whole_number)]
-GroupBy = Annotated[Literal["day", "model", "user"] | None, BeforeValidator(_blank_is_none)]
+GroupBy = Annotated[Literal["day", "model", "user", "batch"] | None, BeforeValidator(_blank_is_none)]
 
 
 def _unix_seconds_or_none(value: Any) -> Any:

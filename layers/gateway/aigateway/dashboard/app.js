@@ -15,9 +15,9 @@ async function overview(view) {
   const start = periodStart(days);
   const since = { startDate: start.toISOString() };
   const summary = (extra) => api('/api/ai/usage/summary' + qs({ ...since, ...extra }));
-  const [configs, byDay, byModel, byUser, key] = await Promise.all([
+  const [configs, byDay, byModel, byUser, key, byBatch] = await Promise.all([
     api('/api/ai/configurations'), summary({ groupBy: 'day' }), summary({ groupBy: 'model' }),
-    summary({ groupBy: 'user' }), api('/api/ai/gateway/config'),
+    summary({ groupBy: 'user' }), api('/api/ai/gateway/config'), summary({ groupBy: 'batch' }),
   ]);
   const perConfig = await Promise.all(configs.map((c) => summary({ groupBy: 'day', configId: c.id })));
   const refusals = await Promise.all(REFUSALS.map((a) => api('/api/ai/audit' + qs({ ...since, action: a, limit: 1 }))));
@@ -65,6 +65,12 @@ async function overview(view) {
     card('Refused and blocked calls', hbars({ name: 'refusals', items: REFUSALS.map((a, i) => ({ key: a, value: refusals[i].total })), format: int }),
       h('p', { class: 'muted' }, 'Calls refused by the gateway\u2019s limits and content policy, from the audit log. ' +
         'Upstream failures are not stored in the database: on AWS they are in the stack\u2019s CloudWatch dashboard.'))));
+  const batches = byBatch.groups.filter((g) => g.key);  // '' = calls made live, not in a batch
+  if (batches.length) {
+    view.append(h('div', { class: 'grid' },
+      card('Top batches (requests)', hbars({ name: 'top-batches', items: top(batches), format: int }),
+        h('p', { class: 'muted' }, 'Usage of batch items in the period, by batch id.'))));
+  }
   if (!names.length) view.append(h('p', { class: 'muted' }, 'No model is enabled yet: enable one on the Models page.'));
 }
 

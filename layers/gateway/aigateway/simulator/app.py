@@ -2,7 +2,8 @@
 
 OpenRouter routes (base ``/api/v1``): ``POST /chat/completions``, ``POST /embeddings``,
 ``GET /models`` (``?output_modalities=`` filter), ``GET /models/user``, ``GET /embeddings/models``,
-``GET /key`` and ``GET /auth/key``, ``GET /credits``. Auth is required on everything but the model
+``GET /key`` and ``GET /auth/key``, ``GET /credits``, and the Batch API ``POST /batches`` and
+``GET /batches/{id}`` (:mod:`.batches`). Auth is required on everything but the model
 lists (see :mod:`.routing` for the key and model-id behaviours, :mod:`.controls` for the
 ``x-sim-*`` headers, :mod:`.usage` for the token/cost formula).
 
@@ -34,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .batches import SimBatch, create_batch, poll_batch
 from .catalog import filter_models_json, provider_name
 from .chat import generation_id, plan_chat, read_prompt
 from .controls import Controls, parse_controls
@@ -74,6 +76,7 @@ class _Handlers:
 
     def __init__(self, state: SimState) -> None:
         self.state = state
+        self.batches: dict[str, SimBatch] = {}
 
     async def _begin(self, request: Request) -> tuple[dict[str, Any], Any]:
         scope = request.scope
@@ -201,6 +204,26 @@ class _Handlers:
         total = 0.0 if "nocredit" in key else 100.0
         return _json(orjson.dumps({"data": {"total_credits": total, "total_usage": round(self.state.total_cost, 10)}}))
 
+    async def create_batch(self, request: Request) -> Response:
+        entry, body = await self._begin(request)
+        try:
+            check_key(request.headers.get("authorization"))
+            batch = create_batch(body, dict(request.headers))
+        except SimError as exc:
+            return self._fail(entry, exc)
+        self.batches[batch.id] = batch
+        entry["status"] = 202
+        return _json(orjson.dumps(batch.view()), 202)
+
+    async def get_batch(self, request: Request) -> Response:
+        entry, _ = await self._begin(request)
+        try:
+            check_key(request.headers.get("authorization"))
+            view = poll_batch(self.batches, request.path_params["batch_id"])
+        except SimError as exc:
+            return self._fail(entry, exc)
+        return _json(orjson.dumps(view))
+
     async def sim_requests(self, request: Request) -> Response:
         return _json(orjson.dumps({"requests": list(self.state.log)}))
 
@@ -225,6 +248,8 @@ def create_app() -> Starlette:
         Route("/api/v1/key", h.key, methods=["GET"]),
         Route("/api/v1/auth/key", h.key, methods=["GET"]),
         Route("/api/v1/credits", h.credits, methods=["GET"]),
+        Route("/api/v1/batches", h.create_batch, methods=["POST"]),
+        Route("/api/v1/batches/{batch_id}", h.get_batch, methods=["GET"]),
         Route("/_sim/requests", h.sim_requests, methods=["GET"]),
         Route("/_sim/reset", h.sim_reset, methods=["POST"]),
         Route("/_sim/health", h.sim_health, methods=["GET"]),

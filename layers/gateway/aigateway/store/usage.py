@@ -176,7 +176,20 @@ _GROUPS = {
     "day": "s.day::text",
     "model": "COALESCE(s.model_id, '')",
     "user": "COALESCE(s.user_id, '')",
+    "batch": "COALESCE(s.batch_id, '')",
 }
+
+# groupBy=batch reads raw rows only: the daily rollups have no batch column, and a batch's rows
+# are found by the partial index on batch_id. Same columns as `_SRC`'s, plus batch_id.
+_BATCH_SRC = (
+    """WITH ok AS (SELECT true AS ok), src AS (
+    SELECT (u.created_at AT TIME ZONE 'UTC')::date AS day, u.model_id, u.user_id, 1 AS requests, u.input_tokens,
+           u.output_tokens, COALESCE(u.input_tokens, 0) + COALESCE(u.output_tokens, 0) AS total_tokens,
+           u.image_count, u.cost_usd, u.batch_id
+      FROM {s}.usage u """
+    + _FILTER
+    + ")"
+)
 
 _TOTALS = """COALESCE(SUM(s.input_tokens), 0) AS total_input_tokens,
              COALESCE(SUM(s.output_tokens), 0) AS total_output_tokens,
@@ -224,7 +237,7 @@ async def summary(
     user_id: str | None,
     group_by: str | None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Totals over the filter, and per-group totals when `group_by` is day, model or user.
+    """Totals over the filter, and per-group totals when `group_by` is day, model, user or batch.
 
     Equal to aggregating the raw rows (start and end inclusive, days in UTC), read from the daily
     rollups where they cover whole days. Totals and groups come from one statement (the empty
@@ -233,7 +246,7 @@ async def summary(
     key = _GROUPS[group_by] if group_by else None
     if key:
         query = (
-            _SRC
+            (_BATCH_SRC if group_by == "batch" else _SRC)
             + f" SELECT {key} AS key, GROUPING({key}) AS is_total, "
             + _TOTALS
             + f" FROM src s GROUP BY GROUPING SETS (({key}), ()) ORDER BY GROUPING({key}), 1"
