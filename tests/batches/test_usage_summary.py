@@ -30,7 +30,7 @@ def test_group_by_batch(make_gateway: MakeGateway, sql: SQL) -> None:
         1,
         1,
     )
-    assert body["totalRequests"] == 5
+    assert body["totalRequests"] == 5 and body["cacheHits"] == 0 and groups[one["id"]]["savedUsd"] == 0
     tokens = sql(
         "SELECT SUM(input_tokens + COALESCE(output_tokens, 0)) AS t FROM ai.usage WHERE batch_id = %s", (one["id"],)
     )

@@ -184,7 +184,6 @@ async def sweep_cache(db: Database) -> int:
         return 0
 
 
-
 async def settle_upstream_batches(settings: Settings, db: Database) -> int:
     """Poll the OpenRouter batches still running and settle those that ended
     (flows/openrouter_batches.py). Imported only where the option is on: the upstream client and

@@ -185,7 +185,8 @@ _BATCH_SRC = (
     """WITH ok AS (SELECT true AS ok), src AS (
     SELECT (u.created_at AT TIME ZONE 'UTC')::date AS day, u.model_id, u.user_id, 1 AS requests, u.input_tokens,
            u.output_tokens, COALESCE(u.input_tokens, 0) + COALESCE(u.output_tokens, 0) AS total_tokens,
-           u.image_count, u.cost_usd, u.batch_id
+           u.image_count, u.cost_usd, CASE WHEN u.cached THEN 1 ELSE 0 END AS cached_requests, u.saved_usd,
+           u.batch_id
       FROM {s}.usage u """
     + _FILTER
     + ")"
