@@ -94,6 +94,19 @@ def test_a_failed_upstream_batch_fails_its_items_and_releases_their_holds(gw: Ga
     assert sql("SELECT COUNT(*) AS n FROM ai.quota_holds")[0]["n"] == 0
 
 
+def test_the_upstream_batch_is_submitted_once_even_after_a_5xx(gw: Gateway, sql: SQL) -> None:
+    """Creating an upstream batch is not retried: a 5xx may come after the upstream acted, and a
+    second submit would run (and bill) every item twice. The items fail visibly instead."""
+    user = {**gw.user(sub="ivy"), "x-sim-fail-status": "502", "x-sim-fail-times": "1", "x-sim-request-key": "once"}
+    batch = submit(gw, [chat_item("a"), chat_item("b")], user, upstreamBatch=True)
+    ended = wait_ended(gw, batch["id"], user, timeout=15)
+    assert ended["counts"]["failed"] == 2
+    posts = [e for e in sim_log(_sim(gw)) if e["method"] == "POST" and e["path"].endswith("/batches")]
+    assert [e["status"] for e in posts] == [502]
+    assert sql("SELECT COUNT(*) AS n FROM ai.usage")[0]["n"] == 0
+    assert sql("SELECT COUNT(*) AS n FROM ai.quota_holds")[0]["n"] == 0
+
+
 def test_an_item_refused_at_admission_fails_alone_before_anything_goes_upstream(gw: Gateway, sql: SQL) -> None:
     _limits(gw, perUser={"tokensPerDay": 40})  # room for about two items' holds
     user = gw.user(sub="ivy")

@@ -276,9 +276,18 @@ class OpenRouterClient:
         return body
 
     async def post_json(
-        self, path: str, key: str, payload: dict[str, Any], *, extra_headers: dict[str, str] | None = None
+        self,
+        path: str,
+        key: str,
+        payload: dict[str, Any],
+        *,
+        extra_headers: dict[str, str] | None = None,
+        retry: bool = True,
     ) -> dict[str, Any]:
-        """POST with retries; returns the JSON answer or raises UpstreamFailure."""
+        """POST with retries; returns the JSON answer or raises UpstreamFailure.
+
+        `retry=False` sends once: for a POST that creates something billed as a whole (an upstream
+        batch), where a 5xx after the upstream acted would make a retry create it twice."""
         attempt = 0
         while True:
             attempt += 1
@@ -286,7 +295,7 @@ class OpenRouterClient:
                 result: dict[str, Any] = await self._post_json_once(path, key, payload, extra_headers)
                 return result
             except UpstreamFailure as failure:
-                if not await self._backoff(attempt, failure):
+                if not retry or not await self._backoff(attempt, failure):
                     raise
 
     async def chat(

@@ -115,7 +115,10 @@ async def _send(
     headers = dict(owner.upstream_headers)
     try:
         created, key = await with_key(
-            svc.keys, svc.settings, lambda k: svc.upstream.post_json("/batches", k.key, body, extra_headers=headers)
+            svc.keys,
+            svc.settings,
+            # Sent once: a retry after a 5xx the upstream had already acted on would submit (and bill) twice.
+            lambda k: svc.upstream.post_json("/batches", k.key, body, extra_headers=headers, retry=False),
         )
     except GatewayError as err:
         for cid, prep in admitted:

@@ -208,6 +208,8 @@ class _Handlers:
         entry, body = await self._begin(request)
         try:
             check_key(request.headers.get("authorization"))
+            controls = parse_controls(request.scope["headers"])
+            self._maybe_fail(controls, str(body.get("model", "")) if isinstance(body, dict) else "")
             batch = create_batch(body, dict(request.headers))
         except SimError as exc:
             return self._fail(entry, exc)
