@@ -95,7 +95,7 @@ def test_unknown_path_wrong_method_and_large_body_raise_the_sdk_classes(make_gat
     assert isinstance(large.value.body, dict) and large.value.body["message"] in large.value.message
 
     for r, status in (
-        (httpx.get(gw.url + "/api/ai/v1/files"), 404),
+        (httpx.get(gw.url + "/api/ai/v1/assistants"), 404),
         (httpx.patch(gw.url + "/api/ai/v1/embeddings", json={}), 405),
         (httpx.post(gw.url + "/api/ai/v1/embeddings", content=b"x" * 5000), 413),
     ):
@@ -215,8 +215,7 @@ def test_endpoints_not_served_raise_not_found_in_the_sdk(gateway: Gateway) -> No
         lambda: oa.completions.create(model=MODEL, prompt="hi"),
         lambda: oa.images.generate(model=MODEL, prompt="a fox"),
         lambda: oa.moderations.create(input="hi"),
-        lambda: oa.files.list(),
-        lambda: oa.batches.list(),
+        lambda: oa.uploads.create(bytes=1, filename="a.jsonl", mime_type="text/jsonl", purpose="batch"),
         lambda: oa.fine_tuning.jobs.list(),
         lambda: oa.vector_stores.list(),
     ]
