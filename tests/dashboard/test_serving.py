@@ -44,7 +44,7 @@ def test_only_the_page_files_are_served(gateway: Gateway) -> None:
 def test_the_page_has_no_inline_code(gateway: Gateway) -> None:
     html = gateway.client.get("/dashboard/").text
     assert "<script>" not in html and "style=" not in html and " on" + "click=" not in html
-    for name in ("app.js", "core.js", "charts.js", "admin.js", "records.js"):
+    for name in ("app.js", "core.js", "charts.js", "admin.js", "records.js", "cache.js"):
         js = gateway.client.get("/dashboard/" + name).text
         assert "innerHTML" not in js and "outerHTML" not in js and "insertAdjacentHTML" not in js
         assert "eval(" not in js and "document.write" not in js

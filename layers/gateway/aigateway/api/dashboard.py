@@ -40,6 +40,7 @@ _FILES = {
     "charts.js": "text/javascript; charset=utf-8",
     "admin.js": "text/javascript; charset=utf-8",
     "records.js": "text/javascript; charset=utf-8",
+    "cache.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
 }
 

@@ -10,7 +10,8 @@ export async function models(view, reload) {
   const editor = h('div', { id: 'editor' });
   const rows = configs.map((c) => h('tr', { 'data-model': c.modelId },
     h('td', {}, c.modelId), h('td', {}, c.systemPrompt ? c.systemPrompt.slice(0, 80) : h('span', { class: 'muted' }, 'none')),
-    h('td', {}, (c.fallbackModels || []).join(', ')), h('td', {}, int(c.usageStats.totalRequests)),
+    h('td', {}, (c.fallbackModels || []).join(', ')), h('td', { 'data-cache': c.cache ? c.cache.scope : 'off' }, cacheText(c.cache)),
+    h('td', {}, int(c.usageStats.totalRequests)),
     h('td', {}, usd(c.usageStats.totalCostUsd)),
     h('td', {},
       h('button', { type: 'button', class: 'plain', 'data-action': 'edit', onclick: () => edit(editor, c, reload) }, 'Edit'), ' ',
@@ -20,7 +21,7 @@ export async function models(view, reload) {
       }, out))));
   view.append(h('h2', {}, 'Models'), out,
     card('Enabled configurations', configs.length
-      ? table(['Model', 'System prompt', 'Fallbacks', 'Requests', 'Cost', ''], rows, { id: 'configs' })
+      ? table(['Model', 'System prompt', 'Fallbacks', 'Cache', 'Requests', 'Cost', ''], rows, { id: 'configs' })
       : h('p', { class: 'muted' }, 'None enabled.')),
     editor);
 
@@ -55,6 +56,7 @@ function edit(box, c, reload) {
   const fallbacks = h('input', { id: 'edit-fallbacks', size: 60, value: (c.fallbackModels || []).join(', ') });
   const policy = h('textarea', { id: 'edit-policy' }, JSON.stringify(c.contentPolicy || { denyPatterns: [], moderation: false }, null, 2));
   const out = h('p', { class: 'error', role: 'alert', id: 'edit-error' });
+  const cacheForm = cacheFields(c.cache);
   const save = actionButton('Save', '', async () => {
     let contentPolicy;
     try {
@@ -64,7 +66,7 @@ function edit(box, c, reload) {
     }
     const fb = fallbacks.value.split(',').map((s) => s.trim()).filter(Boolean);
     await api(`/api/ai/configurations/${encodeURIComponent(c.id)}`, { method: 'PATCH', body: {
-      systemPrompt: prompt.value === '' ? null : prompt.value, fallbackModels: fb, contentPolicy,
+      systemPrompt: prompt.value === '' ? null : prompt.value, fallbackModels: fb, contentPolicy, cache: cacheForm.value(),
     } });
     reload();
   }, out);
@@ -72,7 +74,31 @@ function edit(box, c, reload) {
   box.replaceChildren(card(`Edit ${c.modelId}`,
     h('label', {}, 'System prompt', prompt),
     h('label', {}, 'Fallback models (comma-separated, up to 5)', fallbacks),
-    h('label', {}, 'Content policy (denyPatterns, moderation)', policy), h('div', {}, save), out));
+    h('label', {}, 'Content policy (denyPatterns, moderation)', policy), cacheForm.node, h('div', {}, save), out));
+}
+
+function cacheText(cache) {
+  return cache ? `${int(cache.ttlSeconds)} s, ${cache.scope}` : h('span', { class: 'muted' }, 'off');
+}
+
+// The cache setting: off, or a TTL and a scope. The values go to the API as typed (a number when
+// the box holds one) so the API's own check and its 400 message decide, as for any caller.
+function cacheFields(cache) {
+  const on = h('input', { id: 'edit-cache-on', type: 'checkbox', checked: Boolean(cache) });
+  const ttl = h('input', { id: 'edit-cache-ttl', type: 'number', min: 1, max: 2592000, step: 1, value: cache ? cache.ttlSeconds : 3600 });
+  const scope = h('select', { id: 'edit-cache-scope' }, ['project', 'user'].map((s) => h('option', { value: s, selected: cache && cache.scope === s }, s)));
+  const extra = h('span', { class: 'row' }, h('label', {}, 'TTL (seconds, 1 to 2,592,000)', ttl),
+    h('label', {}, 'Scope (project: callers share entries; user: each caller apart)', scope));
+  const sync = () => { ttl.disabled = scope.disabled = !on.checked; };
+  on.addEventListener('change', sync);
+  sync();
+  const value = () => {
+    if (!on.checked) return null;
+    const raw = ttl.value.trim();
+    return { ttlSeconds: /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw, scope: scope.value };
+  };
+  return { node: h('fieldset', { class: 'cache' }, h('legend', {}, 'Response cache'),
+    h('label', { class: 'check' }, on, ' answer repeated requests from the cache'), extra), value };
 }
 
 export async function credentials(view, reload) {

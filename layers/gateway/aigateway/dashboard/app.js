@@ -3,12 +3,13 @@ import { KEY, api, h, card, int, usd, periodStart, dayKeys, qs } from './core.js
 import { stackedBars, hbars, legend } from './charts.js';
 import { models, credentials, limits } from './admin.js';
 import { usage, audit } from './records.js';
+import { cache } from './cache.js';
 
 const $ = (id) => document.getElementById(id);
 const REFUSALS = ['RATE_LIMITED', 'QUOTA_EXCEEDED', 'CONTENT_BLOCKED'];
 const state = { period: 7 };
 
-const PAGES = { overview, models, credentials, limits, usage, audit, connect };
+const PAGES = { overview, models, cache, credentials, limits, usage, audit, connect };
 
 async function overview(view) {
   const days = state.period;
@@ -40,11 +41,18 @@ async function overview(view) {
     stat('Cost', usd(byDay.totalCostUsd), 'total-cost'),
     stat('Key source', key.keySource + (key.maskedKey ? ` (${key.maskedKey})` : ''), 'key-source'),
     h('p', { class: 'muted', id: 'credits' }, creditText)));
+  view.append(card('Cache',
+    stat('Hits', int(byDay.cacheHits), 'cache-hits', byDay.cacheHits),
+    stat('Hit rate', pct(byDay.cacheHitRate), 'cache-hit-rate', byDay.cacheHitRate),
+    stat('Saved', usd(byDay.savedUsd), 'cache-saved', byDay.savedUsd),
+    h('p', { class: 'muted' }, 'Calls answered from the response and embeddings cache in the period, and what the upstream would have charged for them.')));
 
   const dayList = dayKeys(start, days);
   const names = configs.map((c) => c.modelId);
   const grid = h('div', { class: 'grid' });
-  for (const [metric, field, format] of [['requests', 'totalRequests', int], ['tokens', 'totalTokens', int], ['cost', 'totalCostUsd', usd]]) {
+  const charts = [['requests', 'totalRequests', int, 'Requests by day'], ['tokens', 'totalTokens', int, 'Tokens by day'],
+    ['cost', 'totalCostUsd', usd, 'Cost by day'], ['saved', 'savedUsd', usd, 'Saved by the cache by day']];
+  for (const [metric, field, format, title] of charts) {
     const series = configs.map((c, i) => ({ name: c.modelId, values: byKey(perConfig[i].groups, field) }));
     const all = byKey(byDay.groups, field);
     const other = {};
@@ -53,7 +61,7 @@ async function overview(view) {
       if (rest > 1e-9) other[d] = rest;
     }
     if (Object.keys(other).length) series.push({ name: 'other (disabled models)', values: other });
-    grid.append(card(`${metric[0].toUpperCase() + metric.slice(1)} by day`,
+    grid.append(card(title,
       stackedBars({ metric, days: dayList, series, format }), legend(series.map((s) => s.name))));
   }
   view.append(grid);
@@ -74,9 +82,11 @@ async function overview(view) {
   if (!names.length) view.append(h('p', { class: 'muted' }, 'No model is enabled yet: enable one on the Models page.'));
 }
 
-function stat(label, value, id) {
-  return h('span', { class: 'stat' }, label, h('b', { id }, value));
+function stat(label, value, id, raw) {
+  return h('span', { class: 'stat' }, label, h('b', { id, 'data-value': raw }, value));
 }
+
+const pct = (rate) => `${Math.round((Number(rate) || 0) * 1000) / 10}%`;
 
 function byKey(groups, field) {
   return Object.fromEntries((groups || []).map((g) => [g.key, Number(g[field]) || 0]));

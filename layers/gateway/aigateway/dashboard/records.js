@@ -6,7 +6,7 @@ const usageFilter = { from: '', to: '', configId: '', user: '', offset: 0 };
 const auditFilter = { action: '', actor: '', from: '', to: '', offset: 0 };
 const ACTIONS = ['CREATE_CONFIGURATION', 'UPDATE_CONFIGURATION', 'DISABLE_CONFIGURATION', 'SET_BYOK_OPENROUTER_KEY',
   'REMOVE_BYOK_OPENROUTER_KEY', 'UPDATE_LIMITS', 'SET_USER_LIMITS', 'DELETE_USER_LIMITS', 'RATE_LIMITED',
-  'QUOTA_EXCEEDED', 'CONTENT_BLOCKED'];
+  'QUOTA_EXCEEDED', 'CONTENT_BLOCKED', 'PURGE_CACHE'];
 
 // One page of usage records and the number matching. With a model chosen the per-configuration
 // route answers (it has no paging or user filter, so both are applied here).
