@@ -23,11 +23,15 @@ export async function cache(view, reload) {
         'A model caches only when its configuration turns the cache on (Models \u2192 Edit).')));
 
   const label = (m) => `${m.modelId} (${m.kind})`;
-  view.append(h('div', { class: 'grid' },
-    card('Entries by model', hbars({ name: 'cache-entries', items: stats.models.map((m) => ({ key: label(m), value: m.entries })), format: int })),
-    card('Size by model', hbars({ name: 'cache-bytes', items: stats.models.map((m) => ({ key: label(m), value: m.bytes })), format: bytes }),
-      h('ul', { class: 'muted', id: 'cache-models' }, stats.models.map((m) => h('li', { 'data-model': m.modelId },
-        `${label(m)}: ${int(m.entries)} entries, oldest ${when(m.oldestAt) || '\u2013'}`))))));
+  if (stats.models.length) {
+    view.append(h('div', { class: 'grid' },
+      card('Entries by model', hbars({ name: 'cache-entries', items: stats.models.map((m) => ({ key: label(m), value: m.entries })), format: int })),
+      card('Size by model', hbars({ name: 'cache-bytes', items: stats.models.map((m) => ({ key: label(m), value: m.bytes })), format: bytes }),
+        h('ul', { class: 'muted', id: 'cache-models' }, stats.models.map((m) => h('li', { 'data-model': m.modelId },
+          `${label(m)}: ${entries(m.entries)}, oldest ${when(m.oldestAt) || '\u2013'}`))))));
+  } else {
+    view.append(card(null, h('p', { class: 'muted', id: 'cache-empty' }, 'The cache is empty.')));
+  }
 
   // Ask, then confirm: the purge runs only from the confirm button.
   const ask = (what, params) => {
@@ -61,12 +65,14 @@ export async function cache(view, reload) {
       })),
     confirmBox, out,
     lastPurge ? h('p', { id: 'purge-result', 'data-deleted': lastPurge.deleted },
-      `Purged ${int(lastPurge.deleted)} entries: ${lastPurge.what} (${when(lastPurge.at)}).`) : null));
+      `Purged ${entries(lastPurge.deleted)}: ${lastPurge.what} (${when(lastPurge.at)}).`) : null));
 }
 
 function stat(label, value, id, raw) {
   return h('span', { class: 'stat' }, label, h('b', { id, 'data-value': raw }, value));
 }
+
+const entries = (n) => `${int(n)} ${Number(n) === 1 ? 'entry' : 'entries'}`;
 
 function bytes(n) {
   const v = Number(n) || 0;
