@@ -85,6 +85,10 @@ def test_cache_on_from_the_page_then_hits_savings_and_a_purge(page: Page, gatewa
     assert chart == pytest.approx(want["savedUsd"], abs=1e-6)
     page.shot("overview-cache")
 
+    page.go("usage")
+    hit = page.all('#usage-table td[data-cached="hit"]')
+    assert len(hit) == 1 and hit[0].text.startswith("hit, saved $") and len(page.all("#usage-table tbody tr")) == 2
+
     page.go("cache")
     assert page.number(page.find("#cache-entries"), "data-value") == 1
     assert page.number(page.find("#cache-hits-30d"), "data-value") == 1

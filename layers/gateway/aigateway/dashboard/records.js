@@ -44,16 +44,17 @@ export async function usage(view, reload) {
   const page = await usagePage(usageFilter, usageFilter.offset, PAGE);
   const rows = page.records.map((r) => h('tr', { 'data-id': r.id }, h('td', {}, when(r.createdAt)), h('td', {}, r.modelId || ''),
     h('td', {}, r.userId || ''), h('td', {}, int(r.inputTokens)), h('td', {}, int(r.outputTokens)),
-    h('td', {}, usd(r.costUsd)), h('td', {}, r.keySource || ''), h('td', {}, r.latencyMs == null ? '' : `${r.latencyMs} ms`)));
+    h('td', {}, usd(r.costUsd)), h('td', {}, r.keySource || ''), h('td', {}, r.latencyMs == null ? '' : `${r.latencyMs} ms`),
+    h('td', { 'data-cached': r.cached ? 'hit' : '' }, r.cached ? `hit, saved ${usd(r.savedUsd)}` : '')));
   const out = h('p', { class: 'error', role: 'alert' });
   const csv = h('button', { type: 'button', class: 'plain', id: 'csv', onclick: () => exportCsv(out).catch((e) => { out.textContent = e.message; }) }, 'Export CSV');
   view.append(h('h2', {}, 'Usage'), card(null, form),
-    card(null, table(['Time', 'Model', 'User', 'Input', 'Output', 'Cost', 'Key', 'Latency'], rows, { id: 'usage-table' }),
+    card(null, table(['Time', 'Model', 'User', 'Input', 'Output', 'Cost', 'Key', 'Latency', 'Cache'], rows, { id: 'usage-table' }),
       pager(usageFilter.offset, PAGE, page.total, (o) => { usageFilter.offset = o; reload(); }), csv, out));
 }
 
 const CSV_COLUMNS = ['createdAt', 'modelId', 'userId', 'inputTokens', 'outputTokens', 'totalTokens', 'imageCount',
-  'costUsd', 'keySource', 'kind', 'latencyMs', 'id', 'configId'];
+  'costUsd', 'keySource', 'kind', 'latencyMs', 'id', 'configId', 'cached', 'savedUsd'];
 
 // A cell as CSV text; a leading = + - @ is prefixed with ' so a spreadsheet never runs it as a formula.
 function cell(v) {
