@@ -115,6 +115,8 @@ GLOBAL_ENV = {
     "ALLOW_ANON",
     "MAX_BODY_BYTES",
     "UPSTREAM_TIMEOUT_S",
+    "CACHE_MAX_TOTAL_BYTES",
+    "CACHE_MAX_ENTRY_BYTES",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_LOG_LEVEL",
     "POWERTOOLS_METRICS_NAMESPACE",
@@ -355,6 +357,8 @@ def test_environment_variables(translated: Json) -> None:
         assert ref(env(fn)["JWT_SECRET_ARN"]) == "JwtSecret"
         assert ref(env(fn)["ACCESS_API_KEY_SECRET_ARN"]) == "AdminApiKeySecret"
         assert ref(env(fn)["DB_SECRET_ARN"]) == "DbSecretArn"
+        assert ref(env(fn)["CACHE_MAX_TOTAL_BYTES"]) == "CacheMaxTotalBytes"  # eviction agrees everywhere
+        assert ref(env(fn)["CACHE_MAX_ENTRY_BYTES"]) == "CacheMaxEntryBytes"
     for variable, owners in ENV_ONLY_ON.items():
         having = {name for name, fn in functions.items() if variable in env(fn)}
         assert having == owners, variable
