@@ -132,7 +132,7 @@ def test_items_out_of_attempts_fail_visibly_fresh_ones_are_left_alone(make_gatew
     spent = gw.client.get("/api/ai/batches/batch_spent", headers=user).json()
     assert spent["status"] == "completed" and spent["counts"]["failed"] == 2 and spent["completedAt"], spent
     gone = results(gw, "batch_spent", user)[0]
-    assert gone["customId"] == "gone" and gone["status"] == "failed" and gone["statusCode"] == 504
+    assert gone["customId"] == "gone" and gone["status"] == "failed" and gone["statusCode"] == 502
     assert gone["body"]["error"] == "AI_UPSTREAM_UNAVAILABLE"
     assert "lost 3 times" in gone["body"]["message"] and gone["body"]["nextActions"]
     assert gw.client.get("/api/ai/batches/batch_cancelling", headers=user).json()["status"] == "cancelled"

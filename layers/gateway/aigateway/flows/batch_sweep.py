@@ -6,9 +6,9 @@ process's queue died with it. The item then stays `pending` or `running`, its ba
 completes and its quota hold expires unseen. The scheduled function (on AWS) and the local server's
 periodic loop run this sweep; top to bottom:
 
-1. fail the stale items that used all `BATCH_MAX_ATTEMPTS` with 504 `AI_UPSTREAM_UNAVAILABLE`:
-   the item never got an answer in time, which is what that code already tells a client, and a
-   resubmission is the remedy (no new code for clients to learn);
+1. fail the stale items that used all `BATCH_MAX_ATTEMPTS` with 502 `AI_UPSTREAM_UNAVAILABLE`:
+   the item got no answer, as an item its upstream batch did not answer fails, and that code
+   already tells a client to try again (no new code for clients to learn);
 2. cancel the stale items of batches being cancelled (those take no new claims);
 3. queue again the stale items with attempts left (the lost delivery counts as one);
 4. finish every batch step 1 or 2 touched, if that was its last open item.
@@ -46,7 +46,7 @@ class SweepResult:
 def expired_error(attempts: int) -> GatewayError:
     return GatewayError(
         AI_UPSTREAM_UNAVAILABLE,
-        504,
+        502,
         f"This batch item did not finish: its run was lost {attempts} times (worker stopped or queue message gone).",
         "Submit this item again in a new batch.",
     )
