@@ -173,3 +173,30 @@ def test_the_scheduled_run_sends_lost_items_to_the_sqs_queue(
         bodies += [json.loads(m["Body"]) for m in got]
     assert sorted((b["batchId"], b["customId"]) for b in bodies) == [("batch_aws", "a"), ("batch_aws", "b")]
     assert {r["status"] for r in sql("SELECT status FROM ai.batch_items WHERE batch_id = 'batch_aws'")} == {"pending"}
+
+
+def test_the_stale_age_is_a_setting_kept_above_a_minute() -> None:
+    assert Settings.from_env({}).batch_stale_after_s == 900.0
+    assert Settings.from_env({"BATCH_STALE_AFTER_S": "1800"}).batch_stale_after_s == 1800.0
+    # Shorter than a worker's run would send live items again: held at a minute.
+    assert Settings.from_env({"BATCH_STALE_AFTER_S": "5"}).batch_stale_after_s == 60.0
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_queue_that_refuses_the_sweep_does_not_stop_the_scheduled_run(
+    make_gateway: MakeGateway, sql: SQL, pg: EmbeddedPostgres
+) -> None:
+    gw = make_gateway(batch_queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/no-such-queue")
+    _insert(sql, "batch_unsent", {"a": ("pending", 0)})
+
+    async def once() -> dict[str, Any]:
+        db = Database(lambda: pg.uri)
+        try:
+            return await run(gw.settings, db, budget_s=0.0)
+        finally:
+            await db.close()
+
+    result = asyncio.run(once())  # the rollup itself still ran and reported
+    assert result["batch_items_resent"] == 0 and "spool_drained" in result, result
+    item = sql("SELECT status, attempts FROM ai.batch_items")[0]
+    assert item == {"status": "pending", "attempts": 1}  # touched: the next sweep tries it again later
