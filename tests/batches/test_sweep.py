@@ -134,7 +134,7 @@ def test_items_out_of_attempts_fail_visibly_fresh_ones_are_left_alone(make_gatew
     gone = results(gw, "batch_spent", user)[0]
     assert gone["customId"] == "gone" and gone["status"] == "failed" and gone["statusCode"] == 502
     assert gone["body"]["error"] == "AI_UPSTREAM_UNAVAILABLE"
-    assert "lost 3 times" in gone["body"]["message"] and gone["body"]["nextActions"]
+    assert "in 3 attempts: its run was lost" in gone["body"]["message"] and gone["body"]["nextActions"]
     assert gw.client.get("/api/ai/batches/batch_cancelling", headers=user).json()["status"] == "cancelled"
     untouched = sql(
         "SELECT batch_id, status, attempts FROM ai.batch_items WHERE batch_id IN ('batch_fresh', 'batch_upstream')"

@@ -10,8 +10,8 @@ periodic loop run this sweep; top to bottom:
    the item got no answer, as an item its upstream batch did not answer fails, and that code
    already tells a client to try again (no new code for clients to learn);
 2. cancel the stale items of batches being cancelled (those take no new claims);
-3. queue again the stale items with attempts left (the lost delivery counts as one);
-4. finish every batch step 1 or 2 touched, if that was its last open item.
+3. finish every batch step 1 or 2 touched, if that was its last open item;
+4. queue again the stale items with attempts left (the lost delivery counts as one).
 
 "Stale" is untouched for `BATCH_STALE_AFTER_S` (900 s), above the SQS visibility timeout: a
 message still in flight or waiting out its visibility is never taken for lost. An item queued
@@ -47,7 +47,8 @@ def expired_error(attempts: int) -> GatewayError:
     return GatewayError(
         AI_UPSTREAM_UNAVAILABLE,
         502,
-        f"This batch item did not finish: its run was lost {attempts} times (worker stopped or queue message gone).",
+        f"This batch item did not finish in {attempts} attempts: its run was lost"
+        " (worker stopped or queue message gone).",
         "Submit this item again in a new batch.",
     )
 
@@ -60,13 +61,13 @@ async def sweep(svc: Services) -> SweepResult:
         svc.db, older_than_s=older, max_attempts=most, status_code=err.status, error=err.body()
     )
     cancelled = await store.cancel_stale(svc.db, older_than_s=older)
+    finished = 0
+    for batch_id in sorted(set(expired) | set(cancelled)):
+        finished += await batches.finish(svc.db, batch_id)
     refs = await store.resend(svc.db, older_than_s=older, max_attempts=most)
     if refs:
         # A send that fails leaves the items touched: the next sweep after `older` tries again.
         await svc.batch_queue.send(refs)
-    finished = 0
-    for batch_id in sorted(set(expired) | set(cancelled)):
-        finished += await batches.finish(svc.db, batch_id)
     if expired or cancelled or refs:
         log.info("batch sweep: %d re-sent, %d expired, %d finished", len(refs), len(expired), finished)
     return SweepResult(len(refs), len(expired), len(cancelled), finished)
