@@ -193,3 +193,29 @@ def test_an_item_the_upstream_rate_limits_comes_back_after_its_retry_after(
     second = json.loads(worker.invoke(_event(back)).payload or b"{}")
     assert second == {"batchItemFailures": []}
     assert [r["request_id"] for r in sql("SELECT request_id FROM ai.usage")] == [f"batch:{batch_id}:0"]
+
+
+def test_the_scheduled_function_sends_a_lost_item_again_and_the_worker_completes_it_once(
+    setup: Setup, start_function: StartBuffered, aws: dict[str, str], sql: SQL
+) -> None:
+    """A message SQS accepted and then lost (deleted here): the hourly function's sweep sends the
+    item again to the batch queue it is configured with, and the worker runs it to one usage row."""
+    configs, user, sqs = setup.configs, setup.user, setup.sqs
+    batch_id = _submit(configs, user, ITEMS[:1])
+    for m in _receive_all(sqs, aws["BatchQueue"], 1):
+        sqs.delete_message(QueueUrl=aws["BatchQueue"], ReceiptHandle=m["ReceiptHandle"])
+    sql("UPDATE ai.batch_items SET updated_at = now() - interval '1 hour' WHERE batch_id = %s", (batch_id,))
+
+    rollup = start_function("UsageSummaryFunction")
+    inv = rollup.invoke({"version": "0", "detail-type": "Scheduled Event", "source": "aws.scheduler", "detail": {}})
+    assert inv.error is None, rollup.process.log()
+    report = json.loads(inv.payload or b"{}")
+    assert report["batch_items_resent"] == 1 and report["batch_items_expired"] == 0, report
+    messages = _receive_all(sqs, aws["BatchQueue"], 1)
+    assert [json.loads(m["Body"]) for m in messages] == [{"batchId": batch_id, "customId": "c1"}]
+
+    worker = start_function("BatchWorkerFunction")
+    assert json.loads(worker.invoke(_event(messages)).payload or b"{}") == {"batchItemFailures": []}
+    state = configs.request("GET", f"/api/ai/batches/{batch_id}", headers=user).json()
+    assert state["status"] == "completed" and state["counts"]["done"] == 1, state
+    assert [r["request_id"] for r in sql("SELECT request_id FROM ai.usage")] == [f"batch:{batch_id}:0"]

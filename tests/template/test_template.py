@@ -50,7 +50,7 @@ EXPECTED_ROLE_ACTIONS = {
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",
-        "sqs:SendMessage",  # the failed-runs queue: the on-failure destination of scheduled runs
+        "sqs:SendMessage",  # the failed-runs queue; the batch queue (the stale-item sweep re-sends)
     },
     "MigrateRole": {GET_SECRET},
     "BatchWorkerRole": {
@@ -149,7 +149,7 @@ ENV_ONLY_ON = {
         "BatchWorkerFunction",
     },
     "IMAGES_BUCKET": {"ImagesFunction", "ConfigsFunction"},  # configs: batch input files
-    "BATCH_QUEUE_URL": {"ConfigsFunction"},
+    "BATCH_QUEUE_URL": {"ConfigsFunction", "UsageSummaryFunction"},  # the sweep re-sends stale items
     "OPENROUTER_BATCHES": {"ConfigsFunction", "UsageSummaryFunction"},
     "AWS_LAMBDA_EXEC_WRAPPER": {"ChatFunction"},
     "AWS_LWA_INVOKE_MODE": {"ChatFunction"},
@@ -498,7 +498,11 @@ def test_role_resources_are_scoped(translated: Json) -> None:
                 prefix = "batch-files/" if role == "ConfigsRole" else ""
                 assert resources == [{"Fn::Sub": f"${{ImagesBucket.Arn}}/{prefix}*"}], role
             if actions == ["sqs:SendMessage"] and role == "UsageSummaryRole":
-                assert [getatt(r) for r in resources] == [("UsageSummaryScheduleDeadLetterQueue", "Arn")], role
+                # send-only on each: failed runs, and batch items the stale-item sweep re-sends
+                assert [getatt(r) for r in resources] in (
+                    [("UsageSummaryScheduleDeadLetterQueue", "Arn")],
+                    [("BatchQueue", "Arn")],
+                ), role
             elif role == "ConfigsRole" and any(a.startswith("sqs:") for a in actions):
                 assert [getatt(r) for r in resources] == [("BatchQueue", "Arn")], role
             elif role == "BatchWorkerRole" and "sqs:ReceiveMessage" in actions:
@@ -506,6 +510,19 @@ def test_role_resources_are_scoped(translated: Json) -> None:
             elif any(a.startswith("sqs:") for a in actions) and role != "UsageSummaryFunctionHourlyRole":
                 assert [getatt(r) for r in resources] == [("UsageSpoolQueue", "Arn")], role
         assert cloud_key == (1 if role in CLOUD_KEY_ROLES else 0), role
+
+
+def test_the_scheduled_function_may_only_send_to_the_batch_queue(translated: Json) -> None:
+    """The stale-item sweep re-sends batch items; it neither receives nor deletes the worker's messages."""
+    on_batch_queue = {
+        a
+        for st in role_statements(translated)["UsageSummaryRole"]
+        if ("BatchQueue", "Arn") in [getatt(r) for r in as_list(st["Resource"])]
+        for a in as_list(st["Action"])
+    }
+    assert on_batch_queue == {"sqs:SendMessage"}
+    fn = translated["Resources"]["UsageSummaryFunction"]
+    assert env(fn)["BATCH_QUEUE_URL"] == {"Ref": "BatchQueue"}
 
 
 def test_cloud_key_secret_access_is_conditional(translated: Json) -> None:

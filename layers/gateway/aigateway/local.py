@@ -104,11 +104,16 @@ def with_batch_resume(app: FastAPI, services: Services) -> FastAPI:
             poller = None
             if services.settings.openrouter_batches != "off":  # what the scheduled function does on AWS
                 poller = asyncio.get_running_loop().create_task(_poll_upstream_batches(services))
+            sweeper = None
+            if not services.settings.batch_queue_url:  # what the scheduled function does on AWS
+                sweeper = asyncio.get_running_loop().create_task(_sweep_stale_batch_items(services))
             try:
                 yield state
             finally:
                 if poller is not None:
                     poller.cancel()
+                if sweeper is not None:
+                    sweeper.cancel()
 
     app.router.lifespan_context = lifespan
     return app
@@ -123,6 +128,19 @@ async def _poll_upstream_batches(services: Services) -> None:
             await poll(services)
         except Exception:
             log.warning("polling upstream batches failed; the next poll retries", exc_info=True)
+
+
+async def _sweep_stale_batch_items(services: Services) -> None:
+    """Every `BATCH_POLL_INTERVAL_S`, queue again or fail the items whose run was lost
+    (flows/batch_sweep.py): a stale item is minutes old, so this cadence is plenty."""
+    from .flows.batch_sweep import sweep
+
+    while True:
+        await asyncio.sleep(services.settings.batch_poll_interval_s)
+        try:
+            await sweep(services)
+        except Exception:
+            log.warning("sweeping stale batch items failed; the next sweep retries", exc_info=True)
 
 
 class EmbeddedPostgres:

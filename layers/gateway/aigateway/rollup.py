@@ -169,6 +169,8 @@ async def run(settings: Settings, db: Database, budget_s: float = 240.0) -> dict
     result["cache_expired"] = await sweep_cache(db)
     if settings.openrouter_batches != "off":
         result["upstream_batch_items_settled"] = await settle_upstream_batches(settings, db)
+    if settings.batch_queue_url:  # locally the server sweeps: this process's queue would die with it
+        result["batch_items_resent"], result["batch_items_expired"] = await sweep_batches(settings, db)
     return result
 
 
@@ -202,6 +204,20 @@ async def settle_upstream_batches(settings: Settings, db: Database) -> int:
             await svc.usage.aclose()
         if "upstream" in svc.__dict__:
             await svc.upstream.aclose()
+
+
+async def sweep_batches(settings: Settings, db: Database) -> tuple[int, int]:
+    """Queue again, or fail, the batch items whose queue message is gone (flows/batch_sweep.py);
+    (re-sent, expired). Never raises: the next run sweeps them."""
+    from .flows.batch_sweep import sweep
+    from .services import Services
+
+    try:
+        done = await sweep(Services(settings=settings, db=db))
+    except Exception as exc:
+        log.warning("batch sweep failed", extra={"error": type(exc).__name__})
+        return 0, 0
+    return done.resent, done.expired
 
 
 def _log(level: str, message: str, **fields: Any) -> None:

@@ -147,6 +147,9 @@ class Settings:
     batch_max_attempts: int = 5
     batch_queue_url: str | None = None
     batch_local_concurrency: int = 16
+    # An open item untouched this long lost its queue message (flows/batch_sweep.py): above the SQS
+    # visibility timeout (360 s), so a message still in flight is never taken for lost.
+    batch_stale_after_s: float = 900.0
     # OpenRouter's Batch API for batches whose items qualify (flows/openrouter_batches.py): "off",
     # "allowed" (a batch asks with `upstreamBatch: true`) or "always"; polled every this many seconds
     # locally (on AWS by the scheduled usage_summary function).
@@ -227,6 +230,7 @@ class Settings:
             batch_max_attempts=max(1, _int(e.get("BATCH_MAX_ATTEMPTS"), 5)),
             batch_queue_url=_opt(e.get("BATCH_QUEUE_URL")),
             batch_local_concurrency=max(1, _int(e.get("BATCH_LOCAL_CONCURRENCY"), 16)),
+            batch_stale_after_s=max(60.0, _float(e.get("BATCH_STALE_AFTER_S"), 900.0)),
             openrouter_batches=(e.get("OPENROUTER_BATCHES") or "off").strip().lower(),
             batch_poll_interval_s=_float(e.get("BATCH_POLL_INTERVAL_S"), 30.0),
         )
