@@ -13,7 +13,7 @@ import logging
 import os
 import secrets
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,28 +119,29 @@ def with_batch_resume(app: FastAPI, services: Services) -> FastAPI:
     return app
 
 
+async def _every_poll_interval(services: Services, what: str, step: Callable[[Services], Awaitable[object]]) -> None:
+    """Run `step` every `BATCH_POLL_INTERVAL_S` until cancelled; a failed run is logged and the
+    next one retries."""
+    while True:
+        await asyncio.sleep(services.settings.batch_poll_interval_s)
+        try:
+            await step(services)
+        except Exception:
+            log.warning("%s failed; the next run retries", what, exc_info=True)
+
+
 async def _poll_upstream_batches(services: Services) -> None:
     from .flows.openrouter_batches import poll
 
-    while True:
-        await asyncio.sleep(services.settings.batch_poll_interval_s)
-        try:
-            await poll(services)
-        except Exception:
-            log.warning("polling upstream batches failed; the next poll retries", exc_info=True)
+    await _every_poll_interval(services, "polling upstream batches", poll)
 
 
 async def _sweep_stale_batch_items(services: Services) -> None:
-    """Every `BATCH_POLL_INTERVAL_S`, queue again or fail the items whose run was lost
-    (flows/batch_sweep.py): a stale item is minutes old, so this cadence is plenty."""
+    """Queue again or fail the items whose run was lost (flows/batch_sweep.py): a stale item is
+    minutes old, so the poll cadence is plenty."""
     from .flows.batch_sweep import sweep
 
-    while True:
-        await asyncio.sleep(services.settings.batch_poll_interval_s)
-        try:
-            await sweep(services)
-        except Exception:
-            log.warning("sweeping stale batch items failed; the next sweep retries", exc_info=True)
+    await _every_poll_interval(services, "sweeping stale batch items", sweep)
 
 
 class EmbeddedPostgres:
