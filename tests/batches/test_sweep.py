@@ -69,6 +69,19 @@ def _sweep_once(settings: Settings) -> SweepResult:
     return asyncio.run(once())
 
 
+def _scheduled_run(settings: Settings, pg: EmbeddedPostgres) -> dict[str, Any]:
+    """One run of the scheduled function (rollup, spool drain, sweep) against the test database."""
+
+    async def once() -> dict[str, Any]:
+        db = Database(lambda: pg.uri)
+        try:
+            return await run(settings, db, budget_s=0.0)
+        finally:
+            await db.close()
+
+    return asyncio.run(once())
+
+
 def test_a_lost_item_is_sent_again_by_the_local_loop_and_completes_with_one_usage_row(
     make_gateway: MakeGateway, sql: SQL
 ) -> None:
@@ -159,14 +172,7 @@ def test_the_scheduled_run_sends_lost_items_to_the_sqs_queue(
     _insert(sql, "batch_aws", {"a": ("pending", 0), "b": ("pending", 0)})
     _insert(sql, "batch_aws_fresh", {"c": ("pending", 0)}, age="1 minute")
 
-    async def once() -> dict[str, Any]:
-        db = Database(lambda: pg.uri)
-        try:
-            return await run(gw.settings, db, budget_s=0.0)
-        finally:
-            await db.close()
-
-    result = asyncio.run(once())
+    result = _scheduled_run(gw.settings, pg)
     assert result["batch_items_resent"] == 2 and result["batch_items_expired"] == 0, result
     bodies = []
     while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
@@ -189,14 +195,7 @@ def test_a_queue_that_refuses_the_sweep_does_not_stop_the_scheduled_run(
     gw = make_gateway(batch_queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/no-such-queue")
     _insert(sql, "batch_unsent", {"a": ("pending", 0)})
 
-    async def once() -> dict[str, Any]:
-        db = Database(lambda: pg.uri)
-        try:
-            return await run(gw.settings, db, budget_s=0.0)
-        finally:
-            await db.close()
-
-    result = asyncio.run(once())  # the rollup itself still ran and reported
+    result = _scheduled_run(gw.settings, pg)  # the rollup itself still ran and reported
     assert result["batch_items_resent"] == 0 and "spool_drained" in result, result
     item = sql("SELECT status, attempts FROM ai.batch_items")[0]
     assert item == {"status": "pending", "attempts": 1}  # touched: the next sweep tries it again later

@@ -144,10 +144,11 @@ async def records(
 # statement checks in its own snapshot that the state is still the same, and the caller retries
 # if a rollup committed in between.
 _STATE = "SELECT watermark, rolled_through FROM {s}.usage_rollup_state WHERE id = 'usage_daily'"
-_RAW = """SELECT (u.created_at AT TIME ZONE 'UTC')::date AS day, u.model_id, u.user_id, 1 AS requests,
-           u.input_tokens, u.output_tokens, COALESCE(u.input_tokens, 0) + COALESCE(u.output_tokens, 0),
-           u.image_count, u.cost_usd, CASE WHEN u.cached THEN 1 ELSE 0 END, u.saved_usd
-      FROM {s}.usage u """
+# One raw row as the summary reads it (the columns of usage_daily, in its order).
+_RAW_COLUMNS = """(u.created_at AT TIME ZONE 'UTC')::date AS day, u.model_id, u.user_id, 1 AS requests,
+           u.input_tokens, u.output_tokens, COALESCE(u.input_tokens, 0) + COALESCE(u.output_tokens, 0) AS total_tokens,
+           u.image_count, u.cost_usd, CASE WHEN u.cached THEN 1 ELSE 0 END AS cached_requests, u.saved_usd"""
+_RAW = "SELECT " + _RAW_COLUMNS + " FROM {s}.usage u "
 _SRC = (
     """WITH ok AS (
     SELECT %(wm)s::timestamptz IS NULL OR EXISTS (
@@ -182,14 +183,7 @@ _GROUPS = {
 # groupBy=batch reads raw rows only: the daily rollups have no batch column, and a batch's rows
 # are found by the partial index on batch_id. Same columns as `_SRC`'s, plus batch_id.
 _BATCH_SRC = (
-    """WITH ok AS (SELECT true AS ok), src AS (
-    SELECT (u.created_at AT TIME ZONE 'UTC')::date AS day, u.model_id, u.user_id, 1 AS requests, u.input_tokens,
-           u.output_tokens, COALESCE(u.input_tokens, 0) + COALESCE(u.output_tokens, 0) AS total_tokens,
-           u.image_count, u.cost_usd, CASE WHEN u.cached THEN 1 ELSE 0 END AS cached_requests, u.saved_usd,
-           u.batch_id
-      FROM {s}.usage u """
-    + _FILTER
-    + ")"
+    "WITH ok AS (SELECT true AS ok), src AS (SELECT " + _RAW_COLUMNS + ", u.batch_id FROM {s}.usage u " + _FILTER + ")"
 )
 
 _TOTALS = """COALESCE(SUM(s.input_tokens), 0) AS total_input_tokens,
