@@ -53,7 +53,7 @@ class PreparedEmbeddings:
     model: str
     payload: dict[str, Any]
     admission: Admission
-    inputs: int
+    texts: list[str]  # the inputs as checked (a lone string as a list of one)
 
 
 def check_inputs(settings: Settings, req: EmbeddingsRequest) -> list[str]:
@@ -135,7 +135,7 @@ async def prepare(svc: Services, ctx: CallContext, req: EmbeddingsRequest) -> Pr
     )
     hold = limits.hold_for(svc, req.model, sum(len(t) for t in texts) // 4 + 4 * len(texts), 0)
     admission = await limits.admit(svc, ctx.principal, ctx.ip, model=req.model, kind="embedding", hold=hold)
-    return PreparedEmbeddings(ctx, config, req.model, upstream_payload(req), admission, len(texts))
+    return PreparedEmbeddings(ctx, config, req.model, upstream_payload(req), admission, texts)
 
 
 async def call(svc: Services, prep: PreparedEmbeddings) -> tuple[dict[str, Any], ResolvedKey]:
@@ -182,7 +182,6 @@ async def embeddings(svc: Services, ctx: CallContext, req: EmbeddingsRequest) ->
     if settings is not None:  # per input item through the cache (flows/embeddings_cache.py)
         from . import embeddings_cache
 
-        texts = [req.input] if isinstance(req.input, str) else req.input
-        return await embeddings_cache.embeddings(svc, prep, req, texts, settings)
+        return await embeddings_cache.embeddings(svc, prep, req, settings)
     upstream, key = await releasing(svc, prep.admission, call(svc, prep))
     return Answer(upstream, prep.model, ctx.request_id, usage_record(prep, upstream, key), prep.admission)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 async def embeddings(
-    svc: Services, prep: PreparedEmbeddings, req: EmbeddingsRequest, texts: list[str], settings: CacheSettings
+    svc: Services, prep: PreparedEmbeddings, req: EmbeddingsRequest, settings: CacheSettings
 ) -> Answer[dict[str, Any]]:
     from .embeddings import call, served_model, usage_record
     from .metering import releasing
@@ -41,7 +41,7 @@ async def embeddings(
     plan = cache.plan_for(settings, prep.ctx.cache_control, req.cache, lambda scope: b"")
     assert plan is not None
     subject = prep.admission.subject.key
-    keys = [cache.embedding_key(req.model, req.dimensions, t, settings.scope, subject) for t in texts]
+    keys = [cache.embedding_key(req.model, req.dimensions, t, settings.scope, subject) for t in prep.texts]
     found: dict[bytes, Entry] = await response_cache.get_many(svc, list(set(keys))) if plan.lookup else {}
     missing = list(dict.fromkeys(k for k in keys if k not in found))  # each distinct miss asked for once
     hits = [found[k] for k in dict.fromkeys(keys) if k in found]
@@ -54,7 +54,7 @@ async def embeddings(
         result = _result(keys, {k: e.body for k, e in found.items()}, encoding, model, tokens)
         return Answer(result, prep.model, prep.ctx.request_id, record, prep.admission, cache.HIT)
 
-    text_of = dict(zip(keys, texts, strict=True))
+    text_of = dict(zip(keys, prep.texts, strict=True))
     payload = {**prep.payload, "input": [text_of[k] for k in missing], "encoding_format": "base64"}
     upstream, key = await releasing(svc, prep.admission, call(svc, replace(prep, payload=payload)))
     vectors = _vectors(upstream, len(missing))
