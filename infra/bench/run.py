@@ -7,6 +7,9 @@ What runs, all on 127.0.0.1:
   everything on: a user JWT on every request, the model gated by an enabled configuration with a
   system prompt, project and per-user limits generous enough never to refuse (so the admission
   statement runs on every call), usage rows and quota charges committed before each answer's last byte;
+* the floors of the gateway's stack (floor_server.py): the same server and upstream client
+  forwarding the call with nothing else, and the same plus the gateway's admission and durable
+  settle statements — what any gateway that meters every call durably adds at the least;
 * with `--peers`, LiteLLM's proxy (peers.py) pointed at the same simulator.
 
 CPU placement (2-core machine, as in the earlier measurements of infra/bench/RESULTS.md): the process under test
@@ -100,6 +103,7 @@ class Stack:
         self.pg: Any = None
         self.sim: subprocess.Popen[bytes] | None = None
         self.gw: subprocess.Popen[bytes] | None = None
+        self.floors: dict[str, tuple[subprocess.Popen[bytes], str]] = {}  # name -> (process, url)
         self.jwt_secret = "bench-" + os.urandom(24).hex()
         self.admin_key = "ik_" + os.urandom(32).hex()
         self.sim_url = ""
@@ -140,6 +144,13 @@ class Stack:
         cmd = [sys.executable, str(HERE / "gateway_server.py"), "--port", str(gw_port)]
         self.gw = subprocess.Popen(pinned(cmd, GATEWAY_CORE), env=env)
         wait_http(self.gw_url + "/api/ai/health", proc=self.gw)
+        # The floors of the gateway's stack (floor_server.py), on the gateway's core; one runs at a time.
+        for name, extra in (("floor", []), ("floor_metered", ["--metered"])):
+            port = free_port()
+            cmd = [sys.executable, str(HERE / "floor_server.py"), "--port", str(port), *extra]
+            proc = subprocess.Popen(pinned(cmd, GATEWAY_CORE), env=env)
+            wait_http(f"http://127.0.0.1:{port}/", proc=proc)
+            self.floors[name] = (proc, f"http://127.0.0.1:{port}")
 
         admin = {"Authorization": f"Bearer {self.admin_key}"}
         config = {
@@ -182,10 +193,13 @@ class Stack:
         import psycopg
 
         with psycopg.connect(self.pg.uri, autocommit=True) as conn:
-            row = conn.execute("SELECT count(*) FROM ai.usage").fetchone()
+            # The metered floor's rows are its own (floor_server.py), not the gateway's.
+            row = conn.execute("SELECT count(*) FROM ai.usage WHERE user_id IS DISTINCT FROM 'bench-floor'").fetchone()
             return int(row[0]) if row else 0
 
     def stop(self) -> None:
+        for proc, _ in self.floors.values():
+            stop(proc)
         stop(self.gw)
         stop(self.sim)
         if self.pg is not None:
@@ -227,6 +241,9 @@ def targets(stack: Stack, litellm: peers.LiteLLM | None, stream: bool) -> dict[s
         "gateway": (stack.gw_url + "/api/ai/chat/completion", json.dumps(gw_body).encode(), gw_headers),
         "gateway_hit": (stack.gw_url + "/api/ai/chat/completion", json.dumps(hit_body).encode(), gw_headers),
     }
+    if not stream:  # the floors answer plain calls only
+        plain = {"Content-Type": "application/json"}
+        out.update({name: (url + "/", json.dumps(gw_body).encode(), plain) for name, (_, url) in stack.floors.items()})
     if litellm is not None:
         body = upstream_body(stream)
         body["model"] = peers.ALIAS
@@ -242,6 +259,8 @@ def sanity(stack: Stack, reqs: dict[str, tuple[str, bytes, dict[str, str]]]) -> 
         with urllib.request.urlopen(req, timeout=30) as resp:
             data = json.loads(resp.read())
         text = data.get("text") if name.startswith("gateway") else data["choices"][0]["message"]["content"]
+        if name.startswith("floor") and data.get("model") != MODEL:
+            raise RuntimeError(f"{name} answered for another model: {data.get('model')}")
         if not text:
             raise RuntimeError(f"{name} answered without text: {data}")
 
@@ -306,6 +325,11 @@ def nonstream(
         d, g = point["direct"], point["gateway"]
         point["added_p50_ms"] = round(g["p50_ms"] - d["p50_ms"], 3)
         point["added_p99_ms"] = round(g["p99_ms"] - d["p99_ms"], 3)
+        for name in ("floor", "floor_metered"):
+            if name in point:
+                point[f"{name}_added_p50_ms"] = round(point[name]["p50_ms"] - d["p50_ms"], 3)
+        if "floor_metered" in point:  # what the gateway's own code adds over the least a metered gateway costs
+            point["gateway_over_metered_floor_p50_ms"] = round(g["p50_ms"] - point["floor_metered"]["p50_ms"], 3)
         if "gateway_hit" in point:  # a hit against a miss's own overhead (the miss less the upstream)
             point["hit_over_miss_overhead_p50_ms"] = round(point["gateway_hit"]["p50_ms"] - point["added_p50_ms"], 3)
         if "litellm" in point:
@@ -462,7 +486,7 @@ def table(res: dict[str, Any]) -> str:
     ns = res.get("nonstream")
     if ns:
         first = ns[next(iter(k for k in ns if k.isdigit()))]
-        names = [n for n in ("direct", "gateway", "gateway_hit", "litellm") if n in first]
+        names = [n for n in ("direct", "floor", "floor_metered", "gateway", "gateway_hit", "litellm") if n in first]
         lines.append("Non-stream chat (latency ms, req/s)")
         head = "| c | " + " | ".join(f"{n} p50 / p99 / rps" for n in names) + " | added p50 / p99 |"
         head += " gateway core busy |"
@@ -483,6 +507,13 @@ def table(res: dict[str, Any]) -> str:
             f"usage rows written: {ns.get('usage_rows_written')} for {ns.get('gateway_requests_timed')} "
             "timed gateway requests (plus warm-ups)"
         )
+        for c, p in ns.items():
+            if c.isdigit() and "floor_metered_added_p50_ms" in p:
+                lines.append(
+                    f"floors c={c}: added p50 proxy only +{_fmt(p['floor_added_p50_ms'])} ms, with the admission and "
+                    f"the durable settle +{_fmt(p['floor_metered_added_p50_ms'])} ms; the gateway's own code "
+                    f"+{_fmt(p['gateway_over_metered_floor_p50_ms'])} ms over that"
+                )
         for c, p in ns.items():
             if c.isdigit() and "hit_over_miss_overhead_p50_ms" in p:
                 lines.append(
@@ -542,6 +573,9 @@ def judge(res: dict[str, Any]) -> list[dict[str, Any]]:
         v = ns["1"]["added_p50_ms"]
         goal = TARGETS["added_p50_c1_ms"]
         add("added p50 latency, c=1", f"≤ {goal} ms", f"{v:.3f} ms", v <= goal)
+        if "floor_metered_added_p50_ms" in ns["1"]:
+            v = ns["1"]["floor_metered_added_p50_ms"]
+            add("  the metered floor's own, c=1", f"≤ {goal} ms", f"{v:.3f} ms", v <= goal)
     if "1" in ns and "hit_over_miss_overhead_p50_ms" in ns["1"]:
         v = ns["1"]["hit_over_miss_overhead_p50_ms"]
         goal = TARGETS["hit_over_miss_overhead_c1_ms"]

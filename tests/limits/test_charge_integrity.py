@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -165,3 +166,67 @@ def test_a_cached_row_is_recorded_with_its_tokens_but_spends_no_quota(base_setti
     ]
     assert _tokens(sql, "project", "") == 7  # only the bought call
     assert _tokens(sql, "user", who.key) == 7
+
+
+def test_the_previous_releases_array_settle_lands_and_charges_like_the_current_one(sql: SQL) -> None:
+    """During a deploy the previous release still calls `settle_calls` with eighteen arrays; that
+    form hands its calls to the JSON one, so the row, its one charge and the released hold are the
+    same — and a second copy of the same call charges nothing more."""
+    sql("TRUNCATE ai.quota_counters, ai.quota_holds")
+    subject, tag = "user:" + "b" * 64, secrets.token_hex(4)
+    hold = sql(
+        "INSERT INTO ai.quota_holds (subject, tokens, spend_usd, expires_at)"
+        " VALUES (%s, 500, 0.5, now() + interval '1 hour') RETURNING id",
+        (subject,),
+    )[0]["id"]
+    call = (
+        ["old-" + tag], [None], [MODEL], ["chat"], [40], [2], [None], [None], ["u1"], [0.000125], ["env"], [12],
+        [None], [subject], [hold], [False], [None], [None],
+    )  # fmt: skip
+    statement = (
+        "SELECT ai.settle_calls(%s::text[], %s::uuid[], %s::text[], %s::text[], %s::integer[], %s::integer[],"
+        " %s::integer[], %s::text[], %s::text[], %s::numeric[], %s::text[], %s::integer[], %s::timestamptz[],"
+        " %s::text[], %s::bigint[], %s::boolean[], %s::numeric[], %s::text[])"
+    )
+    sql(statement, call)
+    sql(statement, call)  # a redelivered copy: the row exists and is charged, nothing changes
+    rows = sql(
+        "SELECT input_tokens, output_tokens, cost_usd, quota_charged FROM ai.usage WHERE request_id = %s", (call[0][0],)
+    )
+    assert [(r["input_tokens"], r["output_tokens"], str(r["cost_usd"]), r["quota_charged"]) for r in rows] == [
+        (40, 2, "0.0001250000", True)
+    ]
+    assert _tokens(sql, "user", subject) == 42
+    assert _tokens(sql, "project", "") == 42
+    assert sql("SELECT count(*) AS n FROM ai.quota_holds WHERE id = %s", (hold,))[0]["n"] == 0
+
+
+def test_costs_settle_exactly_whether_float_or_decimal(base_settings: Settings, sql: SQL) -> None:
+    """The calls travel as one JSON document: a float cost keeps the digits the upstream sent, a
+    Decimal its exact value, and the spend counter adds the stored (rounded) costs."""
+    sql("TRUNCATE ai.quota_counters, ai.quota_holds")
+    svc = Services.from_settings(base_settings)
+    subject, tag = "user:" + "c" * 64, secrets.token_hex(4)
+    calls = [
+        UsageRecord(request_id=f"f-{tag}", model_id=MODEL, input_tokens=1, cost_usd=1.2e-05, charge_subject=subject),
+        UsageRecord(request_id=f"d-{tag}", model_id=MODEL, input_tokens=1, cost_usd=Decimal("0.0000000001"),  # type: ignore[arg-type]
+                    charge_subject=subject),
+        UsageRecord(request_id=f"s-{tag}", model_id=MODEL, input_tokens=1, cost_usd=0.1 + 0.2, charge_subject=subject),
+    ]  # fmt: skip
+
+    async def run() -> None:
+        try:
+            await usage.settle(svc.db, calls)
+        finally:
+            await svc.aclose()
+
+    asyncio.run(run())
+    costs = {
+        r["request_id"][0]: r["cost_usd"]
+        for r in sql("SELECT request_id, cost_usd FROM ai.usage WHERE request_id LIKE %s", (f"%-{tag}",))
+    }
+    assert costs == {"f": Decimal("0.000012"), "d": Decimal("0.0000000001"), "s": Decimal("0.3")}
+    spend = sql(
+        "SELECT spend_usd FROM ai.quota_counters WHERE scope = 'user' AND subject = %s AND period = 'day'", (subject,)
+    )
+    assert [r["spend_usd"] for r in spend] == [Decimal("0.3000120001")]
