@@ -147,3 +147,19 @@ def test_the_scheduled_rollup_run_settles_upstream_batches(make_gateway: MakeGat
     again = asyncio.run(scheduled_run())  # the next hour: nothing left, nothing counted twice
     assert again["upstream_batch_items_settled"] == 0
     assert len(sql("SELECT 1 FROM ai.usage")) == 2
+
+
+def test_the_quota_stays_reserved_while_the_upstream_batch_runs(gw: Gateway, sql: SQL) -> None:
+    """An upstream batch may take hours within its 24 h window: its items' holds are kept that long,
+    not for a live call's 15 minutes, so nothing else can spend the quota they reserve meanwhile."""
+    _limits(gw, perUser={"tokensPerDay": 1_000_000})
+    user = {**gw.user(sub="jo"), "x-sim-batch-polls": "100000"}  # still running when the test ends
+    batch = submit(gw, [chat_item("a"), chat_item("b")], user, upstreamBatch=True)
+    assert batch["upstream"] == "openrouter"
+    holds = sql(
+        "SELECT EXTRACT(EPOCH FROM h.expires_at - now()) AS left_s FROM ai.quota_holds h"
+        " JOIN ai.batch_items i ON i.hold_id = h.id WHERE i.batch_id = %s",
+        (batch["id"],),
+    )
+    assert len(holds) == 2
+    assert all(float(h["left_s"]) > 24 * 3600 for h in holds)

@@ -17,9 +17,11 @@ and one model), the batch is submitted upstream instead of being run item by ite
    charged to the kept subject, its hold dropped), exactly once however often the poll runs; an
    error line, or a line that never came, fails the item and releases its hold.
 
-A quota hold counts for at most `QUOTA_HOLD_TTL_S`; an upstream batch that takes longer keeps its
-items admitted but no longer reserved. Cancelling such a batch cancels its pending items only: what
-was sent upstream is settled when it ends.
+Once the upstream has the batch, its items' quota holds are kept for the upstream's completion
+window and two hourly polls (`UPSTREAM_HOLD_S`), not a live call's `QUOTA_HOLD_TTL_S`: the quota
+stays reserved until the results are settled, however long the upstream takes within its window.
+Cancelling such a batch cancels its pending items only: what was sent upstream is settled when it
+ends (the upstream is not asked to stop).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ENDPOINT = "/v1/chat/completions"
+COMPLETION_WINDOW_S = 24 * 3600  # the one window the upstream offers ("24h")
+UPSTREAM_HOLD_S = COMPLETION_WINDOW_S + 2 * 3600  # and two runs of the hourly poll to collect it
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 
 
@@ -109,7 +113,7 @@ async def _send(
     body = {
         "endpoint": ENDPOINT,
         "model": model,
-        "completion_window": "24h",
+        "completion_window": f"{COMPLETION_WINDOW_S // 3600}h",
         "requests": [{"custom_id": cid, "body": prep.payload} for cid, prep in admitted],
     }
     headers = dict(owner.upstream_headers)
@@ -126,6 +130,11 @@ async def _send(
             await _fail(svc, batch_id, cid, err)
         return
     await store.set_upstream(svc.db, batch_id, str(created.get("id")), key.source)
+    holds = [prep.admission.hold_id for _, prep in admitted if prep.admission.hold_id is not None]
+    try:
+        await limits_store.extend(svc.db, holds, UPSTREAM_HOLD_S)
+    except Exception:  # the upstream has the batch: failing the submit now would invite a second one
+        log.exception("keeping the quota holds of upstream batch %s failed; they expire as a live call's", batch_id)
 
 
 async def _get(svc: Services, path: str, key: ResolvedKey) -> dict[str, Any]:

@@ -189,6 +189,18 @@ async def release(db: Database, holds: Sequence[int]) -> None:
         )
 
 
+async def extend(db: Database, holds: Sequence[int], seconds: int) -> None:
+    """Keep the holds for at least `seconds` from now: calls whose answers take longer to come back
+    than a live call's (an upstream batch) stay reserved until they are settled. Committed durably:
+    these holds guard a quota for hours, not for the length of one call."""
+    if holds:
+        await db.execute(
+            """UPDATE {s}.quota_holds SET expires_at = GREATEST(expires_at, now() + make_interval(secs => %s))
+                WHERE id = ANY(%s::bigint[])""",
+            (seconds, list(holds)),
+        )
+
+
 async def used(db: Database, subject: str) -> dict[str, Any]:
     """The subject's tokens today and this month and spend this month (admin view)."""
     row = await db.fetchone(
