@@ -162,7 +162,7 @@ def test_upstream_context_refusal_is_token_limit_exceeded(gateway: Gateway) -> N
 
 
 def test_a_moderation_refusal_is_content_blocked_and_other_403s_are_key_errors() -> None:
-    from aigateway.openrouter import UpstreamFailure, to_gateway_error
+    from aigateway.upstream_errors import UpstreamFailure, to_gateway_error
 
     flagged = UpstreamFailure(403, "Input flagged", metadata={"reasons": ["violence"], "flagged_input": "..."})
     err = to_gateway_error(flagged, "env")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import AI_UPSTREAM_UNAVAILABLE, GatewayError
-from .openrouter import UpstreamFailure, to_gateway_error
+from .upstream_errors import UpstreamFailure, to_gateway_error
 
 if TYPE_CHECKING:
     from .services import Services

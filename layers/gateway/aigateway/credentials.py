@@ -40,10 +40,11 @@ from .errors import (
     SERVICE_UNAVAILABLE,
     GatewayError,
 )
-from .openrouter import OpenRouterClient, UpstreamFailure, to_gateway_error
+from .openrouter import OpenRouterClient
 from .settings import Settings
 from .store import audit
 from .store import secrets as secrets_store
+from .upstream_errors import UpstreamFailure, to_gateway_error
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -13,9 +13,9 @@ retried either: the request was sent, so the upstream may be generating (and bil
 retry would pay for a second generation with no usage row for the first. Failover across a
 configuration's fallback models is OpenRouter's own `models` list.
 
-aiohttp is imported where a request is made, not with this module: the configs and usage
-functions import this module only for its error mapping, and aiohttp (with the SSL context it
-builds at import) is ~115 ms of a cold start they would otherwise pay for nothing.
+What a failure is and what the caller sees for it live in upstream_errors.py. aiohttp is imported
+where a request is made, not with this module: aiohttp (with the SSL context it builds at import)
+is ~115 ms of a cold start that the functions which never call upstream would pay for nothing.
 """
 
 from __future__ import annotations
@@ -25,131 +25,28 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from . import sse
-from .errors import (
-    AI_INVALID_API_KEY,
-    AI_INVALID_MODEL,
-    AI_UPSTREAM_UNAVAILABLE,
-    CONTENT_BLOCKED,
-    INVALID_INPUT,
-    PAYLOAD_TOO_LARGE,
-    QUOTA_EXCEEDED,
-    RATE_LIMITED,
-    TOKEN_LIMIT_EXCEEDED,
-    GatewayError,
-)
 from .settings import Settings
+from .upstream_errors import (
+    StreamBroken,
+    UpstreamFailure,
+    error_of,
+    read_timeout,
+    retry_after_of,
+    transport_failure,
+)
 
 if TYPE_CHECKING:
     import aiohttp
 
 log = logging.getLogger(__name__)
 
-RETRYABLE = frozenset({408, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 MAX_RETRY_WAIT_S = 10.0
 RELEASE_WAIT_S = 0.05  # for the end of a finished stream's body before its connection is reused
-
-
-@dataclass
-class UpstreamFailure(Exception):
-    """An upstream answer we could not use, before it is mapped for the caller."""
-
-    status: int
-    message: str
-    retry_after: float | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    may_retry: bool = True  # False once the request may have started a generation upstream
-
-    @property
-    def retryable(self) -> bool:
-        return self.may_retry and self.status in RETRYABLE
-
-
-def _retry_after(headers: Any) -> float | None:
-    value = headers.get("Retry-After") if headers is not None else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _error_of(body: Any) -> tuple[int | None, str, dict[str, Any]]:
-    """(code, message, metadata) of an OpenRouter error body, tolerant of its variants."""
-    err = body.get("error") if isinstance(body, dict) else None
-    if isinstance(err, dict):
-        code = err.get("code")
-        raw_meta = err.get("metadata")
-        meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
-        return (code if isinstance(code, int) else None), str(err.get("message") or "Provider returned error"), meta
-    if isinstance(err, str):
-        return None, err, {}
-    return None, "Provider returned error", {}
-
-
-def transport_failure(exc: BaseException) -> UpstreamFailure:
-    """A request that got no HTTP answer: a timeout (504) or a connection failure (502); both retryable."""
-    if isinstance(exc, TimeoutError):
-        return UpstreamFailure(504, "the request to the AI provider timed out")
-    return UpstreamFailure(502, f"could not reach the AI provider ({type(exc).__name__})")
-
-
-def read_timeout() -> UpstreamFailure:
-    """The request went out but no answer came in time: a 504, never retried (module docstring)."""
-    return UpstreamFailure(504, "the request to the AI provider timed out waiting for its answer", may_retry=False)
-
-
-def to_gateway_error(f: UpstreamFailure, key_source: str | None = None) -> GatewayError:
-    """What the caller sees for an upstream failure that retries did not cure (docs/adr/0011)."""
-    msg = f.message
-    low = msg.lower()
-    if f.status in (401, 403):
-        if f.status == 403 and (f.metadata.get("reasons") or f.metadata.get("flagged_input")):
-            return GatewayError(CONTENT_BLOCKED, 400, "The provider's moderation blocked this content.")
-        text = (
-            "Your BYOK API key is invalid or has been revoked. Please update it in Gateway settings."
-            if key_source == "byok"
-            else "AI provider authentication failed. Check your API key configuration."
-        )
-        return GatewayError(AI_INVALID_API_KEY, 401, text, "Update your API key in the Gateway credentials page.")
-    if f.status == 429:
-        wait = f.retry_after if f.retry_after is not None else 1.0
-        return GatewayError(
-            RATE_LIMITED,
-            429,
-            "AI provider rate limit exceeded. Please wait before retrying.",
-            "Wait a moment and retry, or check your API key rate limits.",
-            headers={"Retry-After": str(max(1, round(wait)))},
-        )
-    if f.status == 402:
-        return GatewayError(
-            QUOTA_EXCEEDED,
-            402,
-            "The AI provider account behind this gateway is out of credits.",
-            "Ask the administrator to add OpenRouter credits or raise the key's limit.",
-        )
-    if f.status == 404 or (f.status == 400 and "model" in low and ("valid" in low or "not found" in low)):
-        return GatewayError(AI_INVALID_MODEL, 400, f"The AI provider does not serve this model: {msg}")
-    if f.status == 400 and ("context" in low or "token" in low):
-        return GatewayError(TOKEN_LIMIT_EXCEEDED, 400, f"The request is too long for the model: {msg}")
-    if f.status == 413:
-        return GatewayError(PAYLOAD_TOO_LARGE, 413, "The AI provider refused the request as too large.")
-    if f.status in (400, 422):
-        return GatewayError(INVALID_INPUT, 400, f"The AI provider rejected the request: {msg}")
-    return GatewayError(
-        AI_UPSTREAM_UNAVAILABLE,
-        502,
-        f"The AI provider is unavailable: {msg}",
-        "Retry in a moment; if it persists, try another model.",
-    )
-
-
-class StreamBroken(Exception):
-    """The upstream connection failed mid-stream (the HTTP client's own errors stay in this module)."""
 
 
 class UpstreamStream:
@@ -268,9 +165,9 @@ class OpenRouterClient:
             if status < 400:
                 raise UpstreamFailure(502, "the AI provider sent an unreadable answer") from None
         if status >= 400 or (isinstance(body, dict) and body.get("error") and "choices" not in body):
-            code, message, meta = _error_of(body)
+            code, message, meta = error_of(body)
             effective = status if status >= 400 else (code or 502)
-            raise UpstreamFailure(effective, message, _retry_after(headers), meta)
+            raise UpstreamFailure(effective, message, retry_after_of(headers), meta)
         if not isinstance(body, dict):
             raise UpstreamFailure(502, "the AI provider sent an unexpected answer")
         return body
@@ -307,7 +204,7 @@ class OpenRouterClient:
             raise UpstreamFailure(502, "the AI provider sent an answer without choices")
         first = choices[0] if choices else {}
         if isinstance(first, dict) and isinstance(first.get("error"), dict):
-            code, message, meta = _error_of(first)
+            code, message, meta = error_of(first)
             raise UpstreamFailure(code or 502, message, None, meta)
         return body
 
@@ -353,8 +250,8 @@ class OpenRouterClient:
                 body = None
             finally:
                 resp.release()
-            _, message, meta = _error_of(body)
-            raise UpstreamFailure(resp.status, message, _retry_after(resp.headers), meta)
+            _, message, meta = error_of(body)
+            raise UpstreamFailure(resp.status, message, retry_after_of(resp.headers), meta)
         ctype = resp.headers.get("Content-Type", "")
         if "text/event-stream" not in ctype:
             # Some failures come back as a 200 JSON error body even for stream requests.
@@ -364,7 +261,7 @@ class OpenRouterClient:
                 body = None
             finally:
                 resp.release()
-            code, message, meta = _error_of(body)
+            code, message, meta = error_of(body)
             raise UpstreamFailure(code or 502, message, None, meta)
         return UpstreamStream(resp, payload.get("model"))
 
@@ -384,8 +281,8 @@ class OpenRouterClient:
         except orjson.JSONDecodeError:
             raise UpstreamFailure(502, "the AI provider sent an unreadable answer") from None
         if status >= 400 or not isinstance(body, dict):
-            _, message, meta = _error_of(body)
-            raise UpstreamFailure(status if status >= 400 else 502, message, _retry_after(rh), meta)
+            _, message, meta = error_of(body)
+            raise UpstreamFailure(status if status >= 400 else 502, message, retry_after_of(rh), meta)
         return body
 
     async def list_models(self, key: str) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ slice is what another request may wait for), and the budget is checked after eve
 
 `moderation: true` asks OpenRouter to moderate (the flows add `upstream_plugins(policy)` to
 the upstream body); an upstream moderation refusal (403 with moderation metadata) already
-maps to 400 CONTENT_BLOCKED in openrouter.py, and `audit_upstream_block` records it.
+maps to 400 CONTENT_BLOCKED in upstream_errors.py, and `audit_upstream_block` records it.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import orjson
 
 from .. import sse
-from ..openrouter import StreamBroken
+from ..upstream_errors import StreamBroken
 from ..usage import Usage
 
 
