@@ -69,7 +69,10 @@ def test_the_sdks_batch_flow_end_to_end(gw: Gateway, sql: SQL) -> None:
     assert (done.request_counts.total, done.request_counts.completed, done.request_counts.failed) == (5, 4, 1)
     assert done.output_file_id and done.error_file_id
 
-    out = [json.loads(x) for x in c.files.content(done.output_file_id).read().splitlines()]
+    content = c.files.content(done.output_file_id).read()
+    assert c.files.retrieve(done.output_file_id).bytes == len(content)  # the file object's size is the file's
+    assert c.files.retrieve(done.error_file_id).bytes == len(c.files.content(done.error_file_id).read())
+    out = [json.loads(x) for x in content.splitlines()]
     assert sorted(x["custom_id"] for x in out) == [f"req-{i}" for i in range(4)]
     for x in out:
         assert x["response"]["status_code"] == 200 and x["error"] is None
@@ -236,6 +239,7 @@ def test_an_output_file_over_the_response_cap_is_a_413(gw: Gateway, make_gateway
     assert err.value.status_code == 413
     body: Any = err.value.body
     assert body["code"] == "RESPONSE_TOO_LARGE"
+    assert client(capped).files.retrieve(done.output_file_id).bytes == len(c.files.content(done.output_file_id).read())
 
 
 def test_list_and_delete_files(gw: Gateway) -> None:

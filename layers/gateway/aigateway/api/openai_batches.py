@@ -5,6 +5,7 @@ from the batch and are rendered from its items when read (batch_files.py says wh
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -92,7 +93,8 @@ async def get_file(file_id: str, svc: Svc, who: Owner) -> JSON:
     if derived:
         row = await flow.get(svc, who, derived[0])
         name = f"{derived[0]}_{derived[1]}.jsonl"
-        return JSON(_file_object({**row, "id": file_id, "bytes": 0, "filename": name, "purpose": "batch_output"}))
+        size = sum([len(line) async for line in _lines(svc, *derived)])
+        return JSON(_file_object({**row, "id": file_id, "bytes": size, "filename": name, "purpose": "batch_output"}))
     found = await store.get_file(svc.db, file_id, **batches.may_see(who))
     if found is None:
         raise not_found(f"File {file_id} not found")
@@ -113,19 +115,29 @@ async def file_content(file_id: str, svc: Svc, who: Owner) -> Response:
 
 async def _rendered(svc: Svc, who: Principal, batch_id: str, which: str) -> bytes:
     await flow.get(svc, who, batch_id)
-    wanted = ("done",) if which == "output" else ("failed", "cancelled")
     cap = svc.settings.max_response_bytes
     out: list[bytes] = []
-    size, after = 0, 0
+    size = 0
+    async for line in _lines(svc, batch_id, which):
+        size += len(line)
+        if cap and size > cap:
+            raise shapes.too_large(f"The {which} file of batch {batch_id}", cap, batch_id)
+        out.append(line)
+    return b"".join(out)
+
+
+async def _lines(svc: Svc, batch_id: str, which: str) -> AsyncIterator[bytes]:
+    """The lines of a batch's output or error file, rendered from its item rows a page at a time
+    (the file's content and, summed, its size in the file object)."""
+    wanted = ("done",) if which == "output" else ("failed", "cancelled")
+    after = 0
     while True:
         rows = await store.results(svc.db, batch_id, after=after, limit=PAGE, finished_only=False)
-        for line in (shapes.openai_line(batch_id, r) for r in rows if r["status"] in wanted):
-            size += len(line)
-            if cap and size > cap:
-                raise shapes.too_large(f"The {which} file of batch {batch_id}", cap, batch_id)
-            out.append(line)
+        for r in rows:
+            if r["status"] in wanted:
+                yield shapes.openai_line(batch_id, r)
         if len(rows) < PAGE:
-            return b"".join(out)
+            return
         after = rows[-1]["idx"] + 1
 
 
