@@ -127,6 +127,22 @@ def test_an_item_the_sweep_runs_a_second_time_bills_once(make_gateway: MakeGatew
     assert after == charged
 
 
+def test_an_item_whose_call_outlasts_the_stale_age_is_left_alone_while_its_worker_lives(
+    make_gateway: MakeGateway, sql: SQL
+) -> None:
+    """A live worker keeps its item fresh while the upstream call runs, so the sweep never sends it
+    again: one upstream call (paid once), one usage row, although the call took three times the age
+    after which an untouched item counts as lost."""
+    gw = make_gateway(app_factory=_sweeping, batch_poll_interval_s=0.2, batch_stale_after_s=1.0)
+    enable_models(gw)
+    user = {**gw.user(sub="uma"), "x-sim-latency-ms": "3000"}  # forwarded upstream with the item
+    batch = submit(gw, [chat_item("slow")], user)
+    ended = wait_ended(gw, batch["id"], user, timeout=20)
+    assert ended["counts"]["done"] == 1
+    assert len(sim_chats(_sim(gw))) == 1
+    assert len(sql("SELECT 1 FROM ai.usage WHERE batch_id = %s", (batch["id"],))) == 1
+
+
 def test_items_out_of_attempts_fail_visibly_fresh_ones_are_left_alone(make_gateway: MakeGateway, sql: SQL) -> None:
     gw = make_gateway(batch_max_attempts=3)
     enable_models(gw)

@@ -8,7 +8,10 @@ usage row carries the batch id. Running an item, top to bottom:
 1. claim it (pending, or running from a delivery whose worker died; anything else: nothing to do);
 2. if the batch stopped admitting items (its quota ran out), fail it with that error, no call;
 3. run the call; settle its usage row (keyed by the item's request id: a second run of the
-   same item never counts twice) and then record the answer on the item;
+   same item never counts twice) and then record the answer on the item. While the call runs the
+   item is touched every quarter of `BATCH_STALE_AFTER_S`, so the stale-item sweep
+   (flows/batch_sweep.py) never sends again an item whose worker is alive, however long its
+   upstream call takes — a second run would be billed once but paid upstream twice;
 4. a refusal that passes (rate limit, database or upstream briefly away) puts the item back to
    wait and asks for a retry; any other error is the item's answer, in the contract's body;
    a quota refusal also stops the batch, so its remaining items fail with `QUOTA_EXCEEDED`;
@@ -17,8 +20,11 @@ usage row carries the batch id. Running an item, top to bottom:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from .. import batches
@@ -128,7 +134,8 @@ async def run_item(svc: Services, batch_id: str, custom_id: str) -> float | None
     try:
         if item.stopped_by:
             raise stopped_error()
-        answer = await _call(svc, item)
+        async with _kept_alive(svc, item):
+            answer = await _call(svc, item)
     except GatewayError as err:
         if err.code in RETRYABLE and item.attempts < svc.settings.batch_max_attempts:
             await store.requeue(svc.db, batch_id, custom_id)
@@ -146,6 +153,25 @@ async def run_item(svc: Services, batch_id: str, custom_id: str) -> float | None
         )
     await store.finish(svc.db, batch_id)
     return None
+
+
+@asynccontextmanager
+async def _kept_alive(svc: Services, item: store.Claimed) -> AsyncIterator[None]:
+    """Touch the running item while the block runs (step 3 of the module docstring)."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(svc.settings.batch_stale_after_s / 4)
+            try:
+                await store.touch(svc.db, item.batch_id, item.custom_id)
+            except Exception:  # a missed beat is no failure of the call: the next one tries again
+                log.warning("could not mark batch item %s of %s as still running", item.custom_id, item.batch_id)
+
+    beating = asyncio.ensure_future(beat())
+    try:
+        yield
+    finally:
+        beating.cancel()  # not awaited: waiting here could swallow a cancellation of the item's own task
 
 
 async def _fail(svc: Services, item: store.Claimed, err: GatewayError) -> None:

@@ -1,8 +1,9 @@
 """The statements of the stale-item sweep (flows/batch_sweep.py) on ai.batch_items (migration 014).
 
 An item is stale when it is open (`pending` or `running`) and its row has not changed for
-`older_than_s` seconds: every claim, retry and outcome sets `updated_at`, so nothing is working on
-it and its queue message is gone. Only items the gateway's own engine runs are swept: an item sent
+`older_than_s` seconds: every claim, retry and outcome sets `updated_at`, and a worker touches its
+running item every quarter of that age while the call lasts (`store.batches.touch`), so nothing is
+working on it and its queue message is gone. Only items the gateway's own engine runs are swept: an item sent
 in an upstream batch stays `running` until the poll settles it, however long that takes.
 
 Each statement is one UPDATE whose WHERE re-checks staleness, so a worker that claims the item

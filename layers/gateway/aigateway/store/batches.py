@@ -245,6 +245,15 @@ async def requeue(db: Database, batch_id: str, custom_id: str) -> None:
     )
 
 
+async def touch(db: Database, batch_id: str, custom_id: str) -> None:
+    """A running item's worker is still on it: the stale-item sweep judges by `updated_at`."""
+    await db.execute(
+        """UPDATE {s}.batch_items SET updated_at = now()
+            WHERE batch_id = %s AND custom_id = %s AND status = 'running'""",
+        (batch_id, custom_id),
+    )
+
+
 async def stop(db: Database, batch_id: str, reason: str) -> None:
     """The batch admits no more items (its quota ran out): the rest fail with `reason`."""
     await db.execute("UPDATE {s}.batches SET stopped_by = %s WHERE id = %s AND stopped_by IS NULL", (reason, batch_id))
