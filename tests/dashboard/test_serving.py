@@ -28,6 +28,24 @@ def test_files_carry_a_strict_policy(gateway: Gateway) -> None:
         assert "set-cookie" not in r.headers
 
 
+def test_files_go_compressed_to_who_accepts_it_and_revalidate_with_a_304(gateway: Gateway) -> None:
+    import gzip
+
+    raw = gateway.client.get("/dashboard/app.js", headers={"Accept-Encoding": "identity"})
+    assert raw.status_code == 200 and "content-encoding" not in raw.headers and "Accept-Encoding" in raw.headers["vary"]
+    with gateway.client.stream("GET", "/dashboard/app.js", headers={"Accept-Encoding": "br, gzip"}) as packed:
+        body = b"".join(packed.iter_raw())
+    assert packed.headers["content-encoding"] == "gzip" and gzip.decompress(body) == raw.content
+    assert len(body) < len(raw.content) / 2
+    refused = gateway.client.get("/dashboard/app.js", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers
+    again = gateway.client.get("/dashboard/app.js", headers={"If-None-Match": raw.headers["etag"]})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == raw.headers["etag"]
+    assert "frame-ancestors 'none'" in again.headers["content-security-policy"]
+    other = gateway.client.get("/dashboard/style.css", headers={"If-None-Match": raw.headers["etag"]})
+    assert other.status_code == 200  # another file's tag does not match
+
+
 def test_the_bare_path_moves_to_the_folder(gateway: Gateway) -> None:
     r = gateway.client.get("/dashboard", follow_redirects=False)
     assert r.status_code == 308

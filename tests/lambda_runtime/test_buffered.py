@@ -4,6 +4,7 @@ frozen the moment each response has been posted (see harness.py)."""
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 from collections.abc import Callable
 from typing import Any
@@ -85,6 +86,9 @@ def test_configs_serve_the_admin_page_from_the_layer(configured: BufferedEnviron
         assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
         assert r.headers["x-content-type-options"] == "nosniff"
     assert b'<script type="module" src="app.js">' in configured.request("GET", "/dashboard/").body
+    packed = configured.request("GET", "/dashboard/", headers={"accept-encoding": "gzip"})  # sent base64 by Mangum
+    assert packed.headers["content-encoding"] == "gzip"
+    assert gzip.decompress(packed.body) == configured.request("GET", "/dashboard/").body
 
 
 def _charged(sql: SQL) -> int:

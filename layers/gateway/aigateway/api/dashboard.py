@@ -10,14 +10,21 @@ caller-influenced values as text nodes, so a stored `<img onerror=…>` stays te
 the second wall if that ever slipped. The files are read on first request, not at import, so the
 configs function's cold start pays only for this module (no new imports: pathlib and
 starlette are loaded already).
+
+Each file goes gzip-compressed to a caller that accepts it (the page is about 45 KB, 17 KB
+compressed; the front door passes the function's answer through uncompressed), and with an ETag:
+the files are revalidated on every load (`no-cache`, so a deploy never mixes versions), and a
+revalidation of an unchanged file is a 304 with no body.
 """
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from ..errors import not_found
@@ -54,16 +61,41 @@ HEADERS = {
 }
 
 
+@dataclass(frozen=True)
+class _Asset:
+    raw: bytes
+    gzipped: bytes
+    etag: str
+
+
 @cache
-def _read(name: str) -> bytes:
-    return (_DIR / name).read_bytes()
+def _read(name: str) -> _Asset:
+    import gzip  # first request only: the cold start does not pay for it
+
+    raw = (_DIR / name).read_bytes()
+    return _Asset(raw, gzip.compress(raw, 9, mtime=0), '"' + hashlib.sha256(raw).hexdigest()[:32] + '"')
 
 
-def _file(name: str) -> Response:
+def _file(name: str, request: Request) -> Response:
     media = _FILES.get(name)
     if media is None:
         raise not_found("Not Found")
-    return Response(_read(name), media_type=media, headers=HEADERS)
+    asset = _read(name)
+    headers = {**HEADERS, "ETag": asset.etag, "Vary": "Accept-Encoding"}
+    if asset.etag in (t.strip().removeprefix("W/") for t in request.headers.get("if-none-match", "").split(",")):
+        return Response(status_code=304, headers=headers)
+    if _accepts_gzip(request.headers.get("accept-encoding", "")):
+        return Response(asset.gzipped, media_type=media, headers={**headers, "Content-Encoding": "gzip"})
+    return Response(asset.raw, media_type=media, headers=headers)
+
+
+def _accepts_gzip(header: str) -> bool:
+    """`gzip` (or `*`) listed in Accept-Encoding without `q=0`."""
+    for part in header.lower().split(","):
+        coding, _, params = part.partition(";")
+        if coding.strip() in ("gzip", "*"):
+            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
 
 
 @router.get("/dashboard")
@@ -73,10 +105,10 @@ async def dashboard_root() -> RedirectResponse:
 
 
 @router.get(PREFIX)
-async def dashboard_page() -> Response:
-    return _file("index.html")
+async def dashboard_page(request: Request) -> Response:
+    return _file("index.html", request)
 
 
 @router.get(PREFIX + "{name}")
-async def dashboard_asset(name: str) -> Response:
-    return _file(name)
+async def dashboard_asset(name: str, request: Request) -> Response:
+    return _file(name, request)
