@@ -41,18 +41,10 @@ async function overview(view) {
     stat('Cost', usd(byDay.totalCostUsd), 'total-cost'),
     stat('Key source', key.keySource + (key.maskedKey ? ` (${key.maskedKey})` : ''), 'key-source'),
     h('p', { class: 'muted', id: 'credits' }, creditText)));
-  view.append(card('Cache',
-    stat('Hits', int(byDay.cacheHits), 'cache-hits', byDay.cacheHits),
-    stat('Hit rate', pct(byDay.cacheHitRate), 'cache-hit-rate', byDay.cacheHitRate),
-    stat('Saved', usd(byDay.savedUsd), 'cache-saved', byDay.savedUsd),
-    h('p', { class: 'muted' }, 'Calls answered from the response and embeddings cache in the period, and what the upstream would have charged for them.')));
-
   const dayList = dayKeys(start, days);
   const names = configs.map((c) => c.modelId);
-  const grid = h('div', { class: 'grid' });
-  const charts = [['requests', 'totalRequests', int, 'Requests by day'], ['tokens', 'totalTokens', int, 'Tokens by day'],
-    ['cost', 'totalCostUsd', usd, 'Cost by day'], ['saved', 'savedUsd', usd, 'Saved by the cache by day']];
-  for (const [metric, field, format, title] of charts) {
+  // One chart per metric, a stack per enabled model (plus what disabled models used).
+  const byDayChart = (metric, field, format, title) => {
     const series = configs.map((c, i) => ({ name: c.modelId, values: byKey(perConfig[i].groups, field) }));
     const all = byKey(byDay.groups, field);
     const other = {};
@@ -61,10 +53,20 @@ async function overview(view) {
       if (rest > 1e-9) other[d] = rest;
     }
     if (Object.keys(other).length) series.push({ name: 'other (disabled models)', values: other });
-    grid.append(card(title,
-      stackedBars({ metric, days: dayList, series, format }), legend(series.map((s) => s.name))));
-  }
-  view.append(grid);
+    return card(title, stackedBars({ metric, days: dayList, series, format }), legend(series.map((s) => s.name)));
+  };
+  view.append(h('div', { class: 'grid' },
+    byDayChart('requests', 'totalRequests', int, 'Requests by day'),
+    byDayChart('tokens', 'totalTokens', int, 'Tokens by day'),
+    byDayChart('cost', 'totalCostUsd', usd, 'Cost by day')));
+  // The cache's figures beside its chart: one row, not a chart left alone on a row of its own.
+  view.append(h('div', { class: 'grid' },
+    card('Cache',
+      stat('Hits', int(byDay.cacheHits), 'cache-hits', byDay.cacheHits),
+      stat('Hit rate', pct(byDay.cacheHitRate), 'cache-hit-rate', byDay.cacheHitRate),
+      stat('Saved', usd(byDay.savedUsd), 'cache-saved', byDay.savedUsd),
+      h('p', { class: 'muted' }, 'Calls answered from the response and embeddings cache in the period, and what the upstream would have charged for them.')),
+    byDayChart('saved', 'savedUsd', usd, 'Saved by the cache by day')));
   const top = (groups) => groups.map((g) => ({ key: g.key || 'unknown', value: g.totalRequests }))
     .sort((a, b) => b.value - a.value).slice(0, 10);
   view.append(h('div', { class: 'grid' },
