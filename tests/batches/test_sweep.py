@@ -143,6 +143,20 @@ def test_an_item_whose_call_outlasts_the_stale_age_is_left_alone_while_its_worke
     assert len(sql("SELECT 1 FROM ai.usage WHERE batch_id = %s", (batch["id"],))) == 1
 
 
+def test_a_restart_resumes_the_gateways_own_items_never_those_sent_in_an_upstream_batch(
+    make_gateway: MakeGateway, sql: SQL
+) -> None:
+    """At start-up the local server takes up the items an earlier run left open; an item sent in an
+    upstream batch is the upstream's to answer (the poll settles it), so running it here as well
+    would pay for it twice."""
+    _insert(sql, "batch_upstream", {"sent": ("running", 1)}, upstream="openrouter")
+    _insert(sql, "batch_own", {"left": ("running", 1)})
+    gw = make_gateway(app_factory=_sweeping)
+    assert wait_ended(gw, "batch_own", gw.user(sub=OWNER))["status"] == "completed"  # taken up and run
+    sent = sql("SELECT status, attempts FROM ai.batch_items WHERE batch_id = 'batch_upstream'")
+    assert [(r["status"], r["attempts"]) for r in sent] == [("running", 1)]
+
+
 def test_items_out_of_attempts_fail_visibly_fresh_ones_are_left_alone(make_gateway: MakeGateway, sql: SQL) -> None:
     gw = make_gateway(batch_max_attempts=3)
     enable_models(gw)

@@ -153,10 +153,11 @@ async def results(db: Database, batch_id: str, *, after: int, limit: int, finish
 
 
 async def open_items(db: Database) -> list[tuple[str, str]]:
-    """(batch_id, custom_id) of every item not finished, oldest batch first (a restart resumes them)."""
+    """(batch_id, custom_id) of every item the gateway's engine has not finished, oldest batch first
+    (a restart resumes them; an item sent in an upstream batch is the poll's to settle)."""
     rows = await db.fetch(
         """SELECT i.batch_id, i.custom_id FROM {s}.batch_items i JOIN {s}.batches b ON b.id = i.batch_id
-            WHERE i.status IN ('pending', 'running') ORDER BY b.created_at, i.idx"""
+            WHERE i.status IN ('pending', 'running') AND b.upstream = 'gateway' ORDER BY b.created_at, i.idx"""
     )
     return [(r["batch_id"], r["custom_id"]) for r in rows]
 
@@ -170,7 +171,7 @@ _CLAIM = """WITH c AS (
     UPDATE {s}.batch_items i SET status = 'running', attempts = i.attempts + 1, updated_at = now()
       FROM {s}.batches b
      WHERE i.batch_id = %(batch)s AND i.custom_id = %(item)s AND b.id = i.batch_id
-       AND i.status IN ('pending', 'running') AND b.status = 'in_progress'
+       AND i.status IN ('pending', 'running') AND b.status = 'in_progress' AND b.upstream = 'gateway'
     RETURNING i.batch_id, i.custom_id, i.idx, i.kind, i.body, i.attempts, b.owner_role, b.owner_user_id, b.owner_email,
               b.owner_via_api_key, b.owner_ip, b.upstream_headers, b.status AS batch_status, b.stopped_by)
 SELECT * FROM c"""
@@ -178,7 +179,7 @@ SELECT * FROM c"""
 
 async def claim(db: Database, batch_id: str, custom_id: str) -> Claimed | None:
     """Mark an item running and read what running it needs; None when there is nothing to run
-    (finished already, cancelled, or no such item)."""
+    (finished already, cancelled, sent in an upstream batch, or no such item)."""
     row = await db.fetchone(_CLAIM, {"batch": batch_id, "item": custom_id})
     if row is None:
         return None
