@@ -18,8 +18,6 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import ValidationError
-
 from .auth import Principal
 from .errors import AUTH_UNAUTHORIZED, GatewayError, invalid_input
 from .schemas import ChatRequest, EmbeddingsRequest
@@ -83,24 +81,6 @@ def parse_stored(kind: str, body: dict[str, Any]) -> ItemRequest:
     if kind == "chat":
         return ItemRequest("chat", ChatRequest.model_validate(body["request"]), dict(body.get("extra") or {}))
     return ItemRequest("embeddings", EmbeddingsRequest.model_validate(body["request"]), {})
-
-
-def _where(prefix: str, loc: tuple[Any, ...]) -> str:
-    return ".".join([prefix, *(str(p) for p in loc)])
-
-
-def parse_native(kind: Kind, body: dict[str, Any], where: str) -> ItemRequest:
-    """One native item's body as its request; 400 INVALID_INPUT naming the field otherwise."""
-    try:
-        if kind == "chat":
-            req: ChatRequest | EmbeddingsRequest = ChatRequest.model_validate(body)
-        else:
-            req = EmbeddingsRequest.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise invalid_input(f"Validation error: {_where(where, tuple(first['loc']))}: {first['msg']}") from None
-    check_not_streamed(req, where)
-    return ItemRequest(kind, req, {})
 
 
 def check_not_streamed(req: ChatRequest | EmbeddingsRequest, where: str) -> None:

@@ -9,13 +9,16 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import batches
 from ..auth import Principal
+from ..errors import invalid_input
 from ..flows import batches as flow
+from ..schemas import ChatRequest, EmbeddingsRequest
 from ..store import batches as store
 from . import batch_shapes as shapes
+from . import validation
 from .deps import Svc, client_ip, forwarded_headers, user
 from .params import Limit
 from .responses import JSON
@@ -52,11 +55,22 @@ class BatchIn(BaseModel):
 async def create_batch(body: BatchIn, request: Request, svc: Svc, who: Owner) -> JSON:
     owner = batches.owner_of(who, client_ip(request), forwarded_headers(request))
     batches.check_items([i.customId for i in body.items], svc.settings.batch_max_items)
-    items = [
-        (it.customId, batches.parse_native(it.type, it.body, f"items.{n}.body")) for n, it in enumerate(body.items)
-    ]
+    items = [(it.customId, _parse_item(it.type, it.body, f"items.{n}.body")) for n, it in enumerate(body.items)]
     batch_id = await flow.submit(svc, owner, items, metadata=body.metadata, upstream_batch=body.upstreamBatch)
     return JSON(shapes.native_batch(await flow.get(svc, who, batch_id)), status_code=202)
+
+
+def _parse_item(kind: batches.Kind, body: dict[str, Any], where: str) -> batches.ItemRequest:
+    """One item's body as its request; 400 INVALID_INPUT naming the field under `where` otherwise."""
+    try:
+        if kind == "chat":
+            req: ChatRequest | EmbeddingsRequest = ChatRequest.model_validate(body)
+        else:
+            req = EmbeddingsRequest.model_validate(body)
+    except ValidationError as exc:
+        raise invalid_input(validation.render(list(exc.errors()), under=where)[0]) from None
+    batches.check_not_streamed(req, where)
+    return batches.ItemRequest(kind, req, {})
 
 
 @router.get("")

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from ..batches import ItemRequest, check_not_streamed
 from ..errors import GatewayError, invalid_input
 from ..schemas import EmbeddingsRequest
+from . import validation
 
 ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings"}
 
@@ -87,9 +88,8 @@ def parse_line(n: int, raw: bytes, endpoint: str) -> tuple[str, ItemRequest]:
         else:
             item = ItemRequest("embeddings", EmbeddingsRequest.model_validate(body), {})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(["body", *(str(p) for p in first["loc"])])
-        raise _line_error(n, f"{where}: {first['msg']}") from None
+        message, _ = validation.render(list(exc.errors()), under="body")
+        raise _line_error(n, message.removeprefix("Validation error: ")) from None
     except GatewayError as err:
         raise _line_error(n, err.message.removeprefix("Validation error: ")) from None
     check_not_streamed(item.request, f"line {n}: body")

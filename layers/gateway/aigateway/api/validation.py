@@ -119,8 +119,10 @@ def _join(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
-def render(errors: list[Any]) -> tuple[str, str | None]:
-    """`Validation error: <field>: <what is wrong>, ...` and the first field named (OpenAI's `param`)."""
+def render(errors: list[Any], under: str = "") -> tuple[str, str | None]:
+    """`Validation error: <field>: <what is wrong>, ...` and the first field named (OpenAI's `param`).
+    `under` is where the validated value sits in what the caller sent (`items.3.body`: a batch
+    item's request), put before each field."""
     located = [_locate(e) for e in errors]
     items: list[tuple[str, str]] = []
     done: set[int] = set()
@@ -140,6 +142,8 @@ def render(errors: list[Any]) -> tuple[str, str | None]:
             continue
         # A member fitted the value's shape and failed inside it: that failure is the answer.
         items += [_plain(located[j], errors[j]) for j in group if not _MISMATCH.fullmatch(located[j].type)]
+    if under:
+        items = [(f"{under}.{where}" if where else under, msg) for where, msg in items]
     unique = list(dict.fromkeys(items))
     text = ", ".join(f"{where}: {msg}" if where else msg for where, msg in unique)
     param = next((where for where, _ in unique if where), None)
