@@ -27,7 +27,8 @@ from typing import Any
 
 import aiohttp
 import orjson
-import uvicorn
+
+from gateway_server import serve  # this folder is the script's, so on its path
 
 SUBJECT = "user:bench-floor"  # its own counters: the gateway's user is not charged twice
 GENEROUS = {"u_day": 10**15, "u_month": 10**15, "u_spend": 1e9, "p_day": 10**15, "p_month": 10**15, "p_spend": 1e9}
@@ -139,16 +140,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--metered", action="store_true", help="admit and settle each call as the gateway does")
     args = parser.parse_args()
-    uvicorn.run(
-        Floor(args.metered),
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        lifespan="on",
-    )
+    serve(Floor(args.metered), args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
 
 
 def main() -> None:
@@ -21,23 +22,21 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
 
-    import uvicorn
     from aigateway.api.local import local_app
     from aigateway.services import Services
     from aigateway.settings import Settings
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     settings = Settings.from_env()
-    app = local_app(Services.from_settings(settings))
+    serve(local_app(Services.from_settings(settings)), args.host, args.port)
+
+
+def serve(app: Any, host: str, port: int) -> None:
+    """uvicorn's fast paths, as every process under test is served (floor_server.py too)."""
+    import uvicorn
+
     uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        lifespan="on",
+        app, host=host, port=port, loop="uvloop", http="httptools", access_log=False, log_level="warning", lifespan="on"
     )
 
 

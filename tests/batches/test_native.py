@@ -8,13 +8,6 @@ from tests.batches.helpers import CHAT, EMBED, chat_item, embed_item, enable_mod
 from tests.support import SQL, Gateway, MakeGateway, sim_chats
 
 
-@pytest.fixture
-def gw(make_gateway: MakeGateway) -> Gateway:
-    gw = make_gateway(batch_local_concurrency=4)
-    enable_models(gw)
-    return gw
-
-
 def test_mixed_batch_completes_with_one_result_and_one_usage_row_per_item(gw: Gateway, sql: SQL) -> None:
     user = gw.user(sub="alice")
     items = [chat_item(f"c{i}", f"question {i}") for i in range(5)] + [embed_item(f"e{i}") for i in range(3)]

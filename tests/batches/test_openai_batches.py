@@ -11,7 +11,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.batches.helpers import CHAT, EMBED, enable_models
+from tests.batches.helpers import CHAT, EMBED
 from tests.support import SQL, Gateway, MakeGateway, sim_chats, wait_for
 
 
@@ -35,13 +35,6 @@ def chat_line(cid: str, model: str = CHAT, **body: Any) -> dict[str, Any]:
         "url": "/v1/chat/completions",
         "body": {"model": model, "messages": messages, **body},
     }
-
-
-@pytest.fixture
-def gw(make_gateway: MakeGateway) -> Gateway:
-    gw = make_gateway(batch_local_concurrency=4)
-    enable_models(gw)
-    return gw
 
 
 def _ended(c: OpenAI, batch_id: str) -> Any:

@@ -96,24 +96,21 @@ def with_batch_resume(app: FastAPI, services: Services) -> FastAPI:
     @asynccontextmanager
     async def lifespan(a: Any) -> AsyncIterator[Any]:
         async with inner(a) as state:
+            loop = asyncio.get_running_loop()
+            periodic: list[asyncio.Task[None]] = []  # what the scheduled function does on AWS
             if not services.settings.batch_queue_url:
                 try:
                     await services.batch_queue.send(await open_items(services.db))
                 except Exception:
                     log.warning("open batch items could not be resumed at start-up", exc_info=True)
-            poller = None
-            if services.settings.openrouter_batches != "off":  # what the scheduled function does on AWS
-                poller = asyncio.get_running_loop().create_task(_poll_upstream_batches(services))
-            sweeper = None
-            if not services.settings.batch_queue_url:  # what the scheduled function does on AWS
-                sweeper = asyncio.get_running_loop().create_task(_sweep_stale_batch_items(services))
+                periodic.append(loop.create_task(_sweep_stale_batch_items(services)))
+            if services.settings.openrouter_batches != "off":
+                periodic.append(loop.create_task(_poll_upstream_batches(services)))
             try:
                 yield state
             finally:
-                if poller is not None:
-                    poller.cancel()
-                if sweeper is not None:
-                    sweeper.cancel()
+                for task in periodic:
+                    task.cancel()
 
     app.router.lifespan_context = lifespan
     return app

@@ -200,10 +200,7 @@ async def settle_upstream_batches(settings: Settings, db: Database) -> int:
         log.warning("settling upstream batches failed", extra={"error": type(exc).__name__})
         return 0
     finally:
-        if "usage" in svc.__dict__:
-            await svc.usage.aclose()
-        if "upstream" in svc.__dict__:
-            await svc.upstream.aclose()
+        await svc.close_clients()  # the database is the rollup's
 
 
 async def sweep_batches(settings: Settings, db: Database) -> tuple[int, int]:
@@ -212,11 +209,14 @@ async def sweep_batches(settings: Settings, db: Database) -> tuple[int, int]:
     from .flows.batch_sweep import sweep
     from .services import Services
 
+    svc = Services(settings=settings, db=db)
     try:
-        done = await sweep(Services(settings=settings, db=db))
+        done = await sweep(svc)
     except Exception as exc:
         log.warning("batch sweep failed", extra={"error": type(exc).__name__})
         return 0, 0
+    finally:
+        await svc.close_clients()  # the database is the rollup's
     return done.resent, done.expired
 
 

@@ -138,11 +138,16 @@ class Services:
 
         return file_store(self.settings)
 
-    async def aclose(self) -> None:
+    async def close_clients(self) -> None:
+        """Close what these services opened beside the database (queue workers, the usage writer,
+        the upstream session): for a caller that lent its own database connection."""
         if "batch_queue" in self.__dict__:
             await self.batch_queue.aclose()
         if "usage" in self.__dict__:
             await self.usage.aclose()
         if "upstream" in self.__dict__:
             await self.upstream.aclose()
+
+    async def aclose(self) -> None:
+        await self.close_clients()
         await self.db.close()
