@@ -42,6 +42,23 @@ def _file_object(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def _uploaded(svc: Svc, who: Principal, file_id: str) -> dict[str, Any]:
+    """An uploaded file's row, if this caller may see it; 404 otherwise."""
+    found = await store.get_file(svc.db, file_id, **batches.may_see(who))
+    if found is None:
+        raise not_found(f"File {file_id} not found")
+    return found
+
+
+async def _uploaded_bytes(svc: Svc, who: Principal, file_id: str) -> bytes:
+    """An uploaded file's content, if this caller may see it and it is still stored; 404 otherwise."""
+    await _uploaded(svc, who, file_id)
+    data = await svc.batch_files.get(file_id)
+    if data is None:
+        raise not_found(f"File {file_id} not found")
+    return data
+
+
 @router.post("/files")
 async def upload_file(request: Request, svc: Svc, who: Owner) -> JSON:
     upload = read_upload(request.headers.get("content-type"), await request.body())
@@ -70,9 +87,7 @@ async def list_files(svc: Svc, who: Owner, limit: Limit = 20, after: Annotated[s
 @router.delete("/files/{file_id}")
 async def delete_file(file_id: str, svc: Svc, who: Owner) -> JSON:
     """Delete an uploaded file (batches made from it keep their items)."""
-    found = await store.get_file(svc.db, file_id, **batches.may_see(who))
-    if found is None:
-        raise not_found(f"File {file_id} not found")
+    await _uploaded(svc, who, file_id)
     await svc.batch_files.delete(file_id)
     await store.delete_file(svc.db, file_id)
     return JSON({"id": file_id, "object": "file", "deleted": True})
@@ -95,10 +110,7 @@ async def get_file(file_id: str, svc: Svc, who: Owner) -> JSON:
         name = f"{derived[0]}_{derived[1]}.jsonl"
         size = sum([len(line) async for line in _lines(svc, *derived)])
         return JSON(_file_object({**row, "id": file_id, "bytes": size, "filename": name, "purpose": "batch_output"}))
-    found = await store.get_file(svc.db, file_id, **batches.may_see(who))
-    if found is None:
-        raise not_found(f"File {file_id} not found")
-    return JSON(_file_object(found))
+    return JSON(_file_object(await _uploaded(svc, who, file_id)))
 
 
 @router.get("/files/{file_id}/content")
@@ -106,11 +118,7 @@ async def file_content(file_id: str, svc: Svc, who: Owner) -> Response:
     derived = _derived(file_id)
     if derived:
         return Response(await _rendered(svc, who, *derived), media_type="application/jsonl")
-    found = await store.get_file(svc.db, file_id, **batches.may_see(who))
-    data = await svc.batch_files.get(file_id) if found else None
-    if data is None:
-        raise not_found(f"File {file_id} not found")
-    return Response(data, media_type="application/jsonl")
+    return Response(await _uploaded_bytes(svc, who, file_id), media_type="application/jsonl")
 
 
 async def _rendered(svc: Svc, who: Principal, batch_id: str, which: str) -> bytes:
@@ -155,11 +163,7 @@ async def create_batch(body: BatchCreate, request: Request, svc: Svc, who: Owner
     owner = batches.owner_of(who, client_ip(request), forwarded_headers(request))
     if body.completion_window != "24h":
         raise invalid_input("Validation error: completion_window: only '24h' is supported")
-    found = await store.get_file(svc.db, body.input_file_id, **batches.may_see(who))
-    data = await svc.batch_files.get(body.input_file_id) if found else None
-    if data is None:
-        raise not_found(f"File {body.input_file_id} not found")
-    items = parse_lines(data, body.endpoint)
+    items = parse_lines(await _uploaded_bytes(svc, who, body.input_file_id), body.endpoint)
     batch_id = await flow.submit(
         svc,
         owner,
