@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from ..batches import request_id
 from ..errors import RESPONSE_TOO_LARGE, GatewayError
 from ..flows.common import Answer
 from ..limits import Admission
@@ -32,7 +33,7 @@ def _shape(dialect: str, kind: str) -> Any:
 def answer_body(dialect: str, batch_id: str, item: dict[str, Any]) -> dict[str, Any]:
     """A done item's answer in the dialect's live shape. The shaping functions take an `Answer` and
     read only its result, model and request id; the usage and admission are placeholders."""
-    rid = f"batch:{batch_id}:{item['idx']}"
+    rid = request_id(batch_id, item["idx"])
     model = item["model"] or ""
     answer = Answer(item["result"], model, rid, UsageRecord(rid, model), Admission())
     body: dict[str, Any] = _shape(dialect, item["kind"])(answer)
@@ -148,7 +149,7 @@ def openai_batch(row: dict[str, Any]) -> dict[str, Any]:
 
 def openai_line(batch_id: str, item: dict[str, Any]) -> bytes:
     """One line of the output file (a done item) or of the error file (failed, cancelled)."""
-    rid = f"batch:{batch_id}:{item['idx']}"
+    rid = request_id(batch_id, item["idx"])
     line_id = f"batch_req_{batch_id}_{item['idx']}"
     if item["status"] == "done":
         response: dict[str, Any] | None = {
