@@ -142,11 +142,16 @@ async def run_item(svc: Services, batch_id: str, custom_id: str) -> float | None
             return _retry_after(err)
         if err.code == QUOTA_EXCEEDED:
             await store.stop(svc.db, batch_id, QUOTA_EXCEEDED)
-        await _fail(svc, item, err)
+        await fail(svc, batch_id, custom_id, err)
     except Exception:
         log.exception("batch item %s of %s failed unexpectedly", custom_id, batch_id)
         rid = batches.request_id(batch_id, item.idx)
-        await _fail(svc, item, GatewayError(INTERNAL_ERROR, 500, f"An unexpected error occurred. Request id: {rid}"))
+        await fail(
+            svc,
+            batch_id,
+            custom_id,
+            GatewayError(INTERNAL_ERROR, 500, f"An unexpected error occurred. Request id: {rid}"),
+        )
     else:
         await store.record(
             svc.db, batch_id, custom_id, status="done", status_code=200, model=answer.model, result=answer.result
@@ -174,9 +179,10 @@ async def _kept_alive(svc: Services, item: store.Claimed) -> AsyncIterator[None]
         beating.cancel()  # not awaited: waiting here could swallow a cancellation of the item's own task
 
 
-async def _fail(svc: Services, item: store.Claimed, err: GatewayError) -> None:
+async def fail(svc: Services, batch_id: str, custom_id: str, err: GatewayError) -> None:
+    """The item's answer is `err`, in the contract's error body."""
     await store.record(
-        svc.db, item.batch_id, item.custom_id, status="failed", status_code=err.status, model=None, error=err.body()
+        svc.db, batch_id, custom_id, status="failed", status_code=err.status, model=None, error=err.body()
     )
 
 

@@ -39,7 +39,7 @@ from ..store import limits as limits_store
 from ..store.usage import UsageRecord
 from ..usage import Usage
 from . import chat
-from .batches import call_context, stopped_error
+from .batches import call_context, fail, stopped_error
 
 if TYPE_CHECKING:
     from ..services import Services
@@ -61,12 +61,6 @@ def qualifying_model(items: list[tuple[str, batches.ItemRequest]]) -> str | None
     models = {chat.model_name(it.request) for _, it in items if isinstance(it.request, ChatRequest)}
     all_chat = all(it.kind == "chat" for _, it in items)
     return next(iter(models)) if all_chat and len(models) == 1 else None
-
-
-async def _fail(svc: Services, batch_id: str, custom_id: str, err: GatewayError) -> None:
-    await store.record(
-        svc.db, batch_id, custom_id, status="failed", status_code=err.status, model=None, error=err.body()
-    )
 
 
 async def submit(
@@ -93,7 +87,7 @@ async def submit(
             if err.code == QUOTA_EXCEEDED and not stopped:
                 stopped = True
                 await store.stop(svc.db, batch_id, QUOTA_EXCEEDED)
-            await _fail(svc, batch_id, cid, err)
+            await fail(svc, batch_id, cid, err)
             continue
         subject = prep.admission.subject.key
         await store.hold(
@@ -127,7 +121,7 @@ async def _send(
     except GatewayError as err:
         for cid, prep in admitted:
             await limits.release(svc, prep.admission)
-            await _fail(svc, batch_id, cid, err)
+            await fail(svc, batch_id, cid, err)
         return
     await store.set_upstream(svc.db, batch_id, str(created.get("id")), key.source)
     holds = [prep.admission.hold_id for _, prep in admitted if prep.admission.hold_id is not None]
@@ -181,7 +175,7 @@ async def _settle(svc: Services, row: dict[str, Any], view: dict[str, Any]) -> i
         else:
             if item.hold_id is not None:
                 await limits_store.release(svc.db, [item.hold_id])
-            await _fail(svc, batch_id, item.custom_id, _line_error(line, why))
+            await fail(svc, batch_id, item.custom_id, _line_error(line, why))
         n += 1
     return n
 
