@@ -50,13 +50,20 @@ def _event(messages: list[dict[str, Any]]) -> dict[str, Any]:
     return {"Records": records}
 
 
-def _receive_all(sqs: Any, url: str, n: int, within_s: float = 20) -> list[dict[str, Any]]:
+def _receive_all(sqs: Any, url: str, batch_id: str, n: int, within_s: float = 20) -> list[dict[str, Any]]:
+    """The queue's messages for `batch_id`, until there are `n`. A message of another batch is an
+    earlier test's that came back after a visibility change (the setup drains only the visible
+    ones): it is deleted, its batch is gone."""
     got: list[dict[str, Any]] = []
     deadline = time.monotonic() + within_s
     while len(got) < n and time.monotonic() < deadline:
-        got += sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600, WaitTimeSeconds=1).get(
-            "Messages", []
-        )
+        for m in sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600, WaitTimeSeconds=1
+        ).get("Messages", []):
+            if json.loads(m["Body"]).get("batchId") == batch_id:
+                got.append(m)
+            else:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
     return got
 
 
@@ -114,7 +121,7 @@ def test_the_worker_runs_queued_items_from_an_sqs_event_and_a_redelivery_bills_n
 ) -> None:
     configs, user, sqs = setup.configs, setup.user, setup.sqs
     batch_id = _submit(configs, user, ITEMS)
-    messages = _receive_all(sqs, aws["BatchQueue"], 3)
+    messages = _receive_all(sqs, aws["BatchQueue"], batch_id, 3)
     assert sorted(json.loads(m["Body"])["customId"] for m in messages) == ["c1", "c2", "e1"]
 
     worker = start_function("BatchWorkerFunction")
@@ -139,7 +146,7 @@ def test_a_worker_killed_mid_item_is_redelivered_and_counted_once(
 ) -> None:
     configs, user, sqs = setup.configs, setup.user, setup.sqs
     batch_id = _submit(configs, user, ITEMS[:1], **{"x-sim-latency-ms": "3000"})
-    messages = _receive_all(sqs, aws["BatchQueue"], 1)
+    messages = _receive_all(sqs, aws["BatchQueue"], batch_id, 1)
     doomed = start_function("BatchWorkerFunction")
     inv = Invocation(str(uuid.uuid4()), json.dumps(_event(messages)).encode(), int(time.time() * 1000) + 300_000)
     doomed.api.pending.put(inv)
@@ -162,7 +169,7 @@ def test_an_item_that_must_wait_is_a_partial_batch_failure_and_bad_records_are_d
     configs, user, sqs = setup.configs, setup.user, setup.sqs
     sql("DELETE FROM ai.rate_counters")
     batch_id = _submit(configs, user, ITEMS[:2])
-    messages = _receive_all(sqs, aws["BatchQueue"], 2)
+    messages = _receive_all(sqs, aws["BatchQueue"], batch_id, 2)
     r = configs.request("PUT", "/api/ai/limits", body={"perUser": {"requestsPerMinute": 1}}, headers=setup.admin)
     assert r.status == 200, r.body
     worker = start_function("BatchWorkerFunction")
@@ -182,13 +189,13 @@ def test_an_item_the_upstream_rate_limits_comes_back_after_its_retry_after(
     configs, user, sqs = setup.configs, setup.user, setup.sqs
     sim = {"x-sim-fail-status": "429", "x-sim-fail-times": "1", "x-sim-retry-after": "1", "x-sim-request-key": "w"}
     batch_id = _submit(configs, user, ITEMS[:1], **sim)
-    messages = _receive_all(sqs, aws["BatchQueue"], 1)  # invisible for 600 s as received
+    messages = _receive_all(sqs, aws["BatchQueue"], batch_id, 1)  # invisible for 600 s as received
     worker = start_function("BatchWorkerFunction", UPSTREAM_MAX_TRIES="1")
     inv = worker.invoke(_event(messages))
     first = json.loads(inv.payload or b"{}")
     assert first == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}, worker.process.log()
     assert sql("SELECT status FROM ai.batch_items WHERE batch_id = %s", (batch_id,))[0]["status"] == "pending"
-    back = _receive_all(sqs, aws["BatchQueue"], 1)  # visible again after ~1 s, not 600
+    back = _receive_all(sqs, aws["BatchQueue"], batch_id, 1)  # visible again after ~1 s, not 600
     assert [json.loads(m["Body"])["customId"] for m in back] == ["c1"]
     second = json.loads(worker.invoke(_event(back)).payload or b"{}")
     assert second == {"batchItemFailures": []}
@@ -202,7 +209,7 @@ def test_the_scheduled_function_sends_a_lost_item_again_and_the_worker_completes
     item again to the batch queue it is configured with, and the worker runs it to one usage row."""
     configs, user, sqs = setup.configs, setup.user, setup.sqs
     batch_id = _submit(configs, user, ITEMS[:1])
-    for m in _receive_all(sqs, aws["BatchQueue"], 1):
+    for m in _receive_all(sqs, aws["BatchQueue"], batch_id, 1):
         sqs.delete_message(QueueUrl=aws["BatchQueue"], ReceiptHandle=m["ReceiptHandle"])
     sql("UPDATE ai.batch_items SET updated_at = now() - interval '1 hour' WHERE batch_id = %s", (batch_id,))
 
@@ -211,7 +218,7 @@ def test_the_scheduled_function_sends_a_lost_item_again_and_the_worker_completes
     assert inv.error is None, rollup.process.log()
     report = json.loads(inv.payload or b"{}")
     assert report["batch_items_resent"] == 1 and report["batch_items_expired"] == 0, report
-    messages = _receive_all(sqs, aws["BatchQueue"], 1)
+    messages = _receive_all(sqs, aws["BatchQueue"], batch_id, 1)
     assert [json.loads(m["Body"]) for m in messages] == [{"batchId": batch_id, "customId": "c1"}]
 
     worker = start_function("BatchWorkerFunction")
